@@ -1,0 +1,350 @@
+"""The MQTT client every role uses: presence with a last will, subscriptions
+restored on each connect, and request/response commands to the engine.
+
+Callbacks run on paho's network thread. Kivy apps hand results to the UI with
+`Clock.schedule_once`; nothing here touches a widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from broker import contract
+from broker.contract import (
+    CallEvent,
+    Command,
+    ContractError,
+    DeviceStatus,
+    OfficeState,
+    Reply,
+    Role,
+    Topics,
+)
+from broker.errors import AntreanError
+from broker.site import Site
+
+_LOGGER = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 5.0
+KEEPALIVE_S = 15
+Handler = Callable[[mqtt.MQTTMessage], None]
+
+
+class OfficeUnavailable(AntreanError):
+    """The broker or the engine cannot be reached, so a command was not answered."""
+
+
+class Link(Enum):
+    """The state of a client's connection to the broker."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+def new_command_id(prefix: str) -> str:
+    """Return a command id that no other client will make."""
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+class OfficeClient:
+    """One role's connection to the office broker."""
+
+    def __init__(
+        self,
+        site: Site,
+        role: Role,
+        device: str,
+        *,
+        on_state: Callable[[OfficeState], None] | None = None,
+        on_call: Callable[[CallEvent], None] | None = None,
+        on_status: Callable[[DeviceStatus], None] | None = None,
+        on_link: Callable[[Link], None] | None = None,
+        persistent_session: bool = False,
+    ) -> None:
+        self.site = site
+        self.role = role
+        self.device = device
+        self.topics = Topics(site.id)
+        self.link = Link.DISCONNECTED
+        self._stopping = False
+        self._on_link = on_link
+        self._persistent = persistent_session
+        # A persistent session needs a stable client id so the broker keeps its queue.
+        suffix = "" if persistent_session else f"-{uuid.uuid4().hex[:8]}"
+        self.client_id = f"{role.value}-{device}{suffix}"
+        self.reply_topic = self.topics.reply(self.client_id)
+        self._pending: dict[bytes, Future[Reply]] = {}
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._handlers: dict[str, Handler] = {self.reply_topic: self._handle_reply}
+        if on_state:
+            self._handlers[self.topics.state] = _decoding(
+                contract.decode_state, on_state
+            )
+        if on_call:
+            self._handlers[self.topics.calls] = _decoding(contract.decode_call, on_call)
+        if on_status:
+            self._handlers[self.topics.statuses] = _decoding(
+                contract.decode_status, on_status
+            )
+        self._mqtt = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        client.enable_logger(_LOGGER)
+        client.reconnect_delay_set(min_delay=1, max_delay=4)
+        client.max_queued_messages_set(1000)
+        client.will_set(
+            self._status_topic, self._status_payload(False, {}), qos=1, retain=True
+        )
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        return client
+
+    @property
+    def _status_topic(self) -> str:
+        return self.topics.status(self.role, self.device)
+
+    def _status_payload(self, online: bool, detail: dict[str, Any]) -> bytes:
+        return contract.encode(
+            DeviceStatus(self.role, self.device, online, datetime.now(UTC), detail)
+        )
+
+    # Lifecycle ---------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Handler) -> None:
+        """Route messages matching a filter to a handler; call before start()."""
+        self._handlers[topic_filter] = handler
+
+    def start(self) -> None:
+        """Connect in the background; paho keeps reconnecting until stop()."""
+        properties = Properties(PacketTypes.CONNECT)
+        if self._persistent:
+            properties.SessionExpiryInterval = 24 * 3600
+        self._set_link(Link.CONNECTING)
+        self._mqtt.connect_async(
+            self.site.broker.host,
+            self.site.broker.port,
+            keepalive=KEEPALIVE_S,
+            clean_start=not self._persistent,
+            properties=properties,
+        )
+        self._mqtt.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or the timeout passes; return whether connected."""
+        return self._connected.wait(timeout)
+
+    def stop(self) -> None:
+        """Say goodbye (offline status), disconnect and stop the network thread."""
+        self._stopping = True
+        if self._connected.is_set():
+            info = self._mqtt.publish(
+                self._status_topic, self._status_payload(False, {}), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout=1.0)
+            except (RuntimeError, ValueError):
+                pass
+        self._mqtt.disconnect()
+        self._mqtt.loop_stop()
+        self._set_link(Link.DISCONNECTED)
+        self._fail_pending("the client was stopped")
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client is connected to the broker right now."""
+        return self._connected.is_set()
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None:
+        """Publish at QoS 1; paho queues the message while reconnecting."""
+        self._mqtt.publish(topic, payload, qos=1, retain=retain, properties=properties)
+
+    def publish_status(self, detail: dict[str, Any]) -> None:
+        """Publish this device's retained presence with extra detail (printer state, …)."""
+        self.publish(
+            self._status_topic, self._status_payload(True, detail), retain=True
+        )
+
+    # Commands ----------------------------------------------------------------
+
+    def send(
+        self, command: Command, timeout: float = REQUEST_TIMEOUT_S
+    ) -> Future[Reply]:
+        """Send a command to the engine; the future fails with OfficeUnavailable on timeout.
+
+        A command is never queued while offline: the caller learns at once and
+        can tell the person in front of it. The broker drops a command that
+        waits longer than the timeout for the engine (message expiry), so a
+        late engine does not act on a request its sender gave up on.
+        """
+        future: Future[Reply] = Future()
+        if not self.connected:
+            future.set_exception(
+                OfficeUnavailable("Not connected to the office broker.")
+            )
+            return future
+        correlation = command.command_id.encode()
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = self.reply_topic
+        properties.CorrelationData = correlation
+        properties.MessageExpiryInterval = max(1, math.ceil(timeout))
+        with self._lock:
+            self._pending[correlation] = future
+        timer = threading.Timer(timeout, self._expire, args=(correlation, timeout))
+        timer.daemon = True
+        timer.start()
+        future.add_done_callback(lambda _: timer.cancel())
+        self.publish(
+            self.topics.command(self.role, self.device),
+            contract.encode(command),
+            properties=properties,
+        )
+        return future
+
+    def request(self, command: Command, timeout: float = REQUEST_TIMEOUT_S) -> Reply:
+        """Send a command and wait for the engine's reply."""
+        try:
+            return self.send(command, timeout).result(timeout + 1.0)
+        except FutureTimeout as exc:
+            raise OfficeUnavailable(
+                f"No reply from the engine within {timeout:.0f} s."
+            ) from exc
+
+    def _expire(self, correlation: bytes, timeout: float) -> None:
+        with self._lock:
+            future = self._pending.pop(correlation, None)
+        if future is not None and not future.done():
+            future.set_exception(
+                OfficeUnavailable(f"No reply from the engine within {timeout:.0f} s.")
+            )
+
+    def _fail_pending(self, reason: str) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(
+                    OfficeUnavailable(f"No reply from the engine: {reason}.")
+                )
+
+    # paho callbacks (network thread) -------------------------------------------
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason: Any,
+        properties: Any,
+    ) -> None:
+        if reason.is_failure:
+            _LOGGER.warning("Broker refused %s: %s", self.client_id, reason)
+            return
+        # Subscribing here restores every subscription after a reconnect.
+        for topic_filter in self._handlers:
+            client.subscribe(topic_filter, qos=1)
+        client.publish(
+            self._status_topic, self._status_payload(True, {}), qos=1, retain=True
+        )
+        self._connected.set()
+        _LOGGER.info(
+            "%s connected to %s:%d",
+            self.client_id,
+            self.site.broker.host,
+            self.site.broker.port,
+        )
+        self._set_link(Link.CONNECTED)
+
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason: Any,
+        properties: Any,
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if self._stopping:
+            return
+        if was_connected:
+            _LOGGER.warning(
+                "%s lost the broker (%s); reconnecting", self.client_id, reason
+            )
+        self._set_link(Link.CONNECTING)
+
+    def _handle_message(
+        self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
+    ) -> None:
+        for topic_filter, handler in self._handlers.items():
+            if mqtt.topic_matches_sub(topic_filter, message.topic):
+                try:
+                    handler(message)
+                except Exception:
+                    # A handler bug must not kill the network thread of a screen
+                    # that runs for months; it is logged with its traceback.
+                    _LOGGER.exception("Handler for %s failed", message.topic)
+                return
+
+    def _handle_reply(self, message: mqtt.MQTTMessage) -> None:
+        correlation = getattr(message.properties, "CorrelationData", None)
+        with self._lock:
+            future = self._pending.pop(correlation, None) if correlation else None
+        if future is None:
+            _LOGGER.debug(
+                "Reply for an unknown or expired request on %s", message.topic
+            )
+            return
+        try:
+            future.set_result(contract.decode_reply(message.payload))
+        except ContractError as exc:
+            future.set_exception(exc)
+
+    def _set_link(self, link: Link) -> None:
+        self.link = link
+        if self._on_link is not None:
+            self._on_link(link)
+
+
+def _decoding(
+    decode: Callable[[bytes], Any], callback: Callable[[Any], None]
+) -> Handler:
+    def handle(message: mqtt.MQTTMessage) -> None:
+        if not message.payload:
+            return  # A cleared retained message.
+        try:
+            value = decode(message.payload)
+        except ContractError as exc:
+            _LOGGER.warning("Ignored a malformed message on %s: %s", message.topic, exc)
+            return
+        callback(value)
+
+    return handle

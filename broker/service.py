@@ -1,0 +1,118 @@
+"""The engine on MQTT: takes commands from the broker, replies, publishes state and calls.
+
+Commands are handled one at a time on paho's network thread, in the order the
+broker delivers them. paho acknowledges a QoS 1 command only after the handler
+returns, so a command is committed before the broker forgets it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from broker import contract
+from broker.client import OfficeClient
+from broker.contract import ContractError, ErrorCode, Reply, Role
+from broker.engine import Clock, Engine, Source, system_clock
+from broker.site import Site
+from broker.store import Store
+
+_LOGGER = logging.getLogger(__name__)
+
+DATABASE_NAME = "antrean.sqlite"
+HEARTBEAT_S = 5.0
+
+
+class EngineService:
+    """Runs an Engine behind the office broker."""
+
+    def __init__(self, site: Site, data_dir: Path, clock: Clock = system_clock) -> None:
+        self.site = site
+        self.store = Store(data_dir / DATABASE_NAME)
+        self.engine = Engine(site, self.store, clock=clock)
+        self.client = OfficeClient(site, Role.ENGINE, site.id, persistent_session=True)
+        self.client.subscribe(self.client.topics.commands, self._handle_command)
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name="engine-heartbeat", daemon=True
+        )
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Connect to the broker and start publishing state."""
+        self.client.start()
+        self._heartbeat.start()
+
+    def stop(self) -> None:
+        """Stop taking commands, disconnect and close the database."""
+        self._stop.set()
+        self.client.stop()
+        with self._lock:
+            self.store.close()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until the engine is connected; return whether it is."""
+        return self.client.wait_connected(timeout)
+
+    def publish_state(self) -> None:
+        """Publish the retained office state, stamped with the engine's clock."""
+        with self._lock:
+            state = self.engine.snapshot()
+        self.client.publish(
+            self.client.topics.state, contract.encode(state), retain=True
+        )
+
+    def _beat(self) -> None:
+        # The state's timestamp lets displays tell fresh state from stale, so it
+        # is republished even when nothing changes.
+        while not self._stop.is_set():
+            if self.client.connected:
+                try:
+                    self.publish_state()
+                except Exception:
+                    _LOGGER.exception("Could not publish the office state")
+            self._stop.wait(HEARTBEAT_S)
+
+    def _handle_command(self, message: mqtt.MQTTMessage) -> None:
+        response_topic = getattr(message.properties, "ResponseTopic", None)
+        correlation = getattr(message.properties, "CorrelationData", None)
+        try:
+            role, device = self.client.topics.parse_command_topic(message.topic)
+            command = contract.decode_command(message.payload)
+        except ContractError as exc:
+            _LOGGER.warning(
+                "Rejected a malformed command on %s: %s", message.topic, exc
+            )
+            self._reply(
+                response_topic,
+                correlation,
+                Reply("", ok=False, error=ErrorCode.INVALID, message=str(exc)),
+            )
+            return
+
+        with self._lock:
+            outcome = self.engine.handle(command, Source(role, device))
+        self._reply(response_topic, correlation, outcome.reply)
+        if outcome.repeat:
+            return
+        for call in outcome.calls:
+            self.client.publish(self.client.topics.calls, contract.encode(call))
+        self.publish_state()
+
+    def _reply(
+        self, topic: str | None, correlation: bytes | None, reply: Reply
+    ) -> None:
+        if not topic:
+            _LOGGER.debug(
+                "Command %s carried no response topic; no reply sent", reply.command_id
+            )
+            return
+        properties = Properties(PacketTypes.PUBLISH)
+        if correlation is not None:
+            properties.CorrelationData = correlation
+        self.client.publish(topic, contract.encode(reply), properties=properties)

@@ -1,0 +1,293 @@
+"""The office's SQLite file: schema migrations and the queries the engine runs.
+
+Only the engine writes here. The file stays an ordinary SQLite database that
+sqlite-utils or Datasette can read while the office runs (WAL mode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from broker.contract import TicketStatus
+from broker.errors import AntreanError
+
+_LOGGER = logging.getLogger(__name__)
+
+OPEN_STATUSES = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING)
+AT_COUNTER = (TicketStatus.CALLED.value, TicketStatus.SERVING.value)
+
+
+class StoreError(AntreanError):
+    """The database cannot be opened, migrated or written."""
+
+
+def _create_tickets(db: Database) -> None:
+    db["tickets"].create(
+        {
+            "id": str,
+            "day": str,
+            "service": str,
+            "lane": str,
+            "category": str,
+            "number": int,
+            "label": str,
+            "visit": int,
+            "origin_id": str,
+            "status": str,
+            "issued_at": str,
+            "arrived_at": str,
+            "called_at": str,
+            "served_at": str,
+            "finished_at": str,
+            "counter": int,
+            "officer": str,
+            "target_counter": int,
+            "kiosk": str,
+            "people_ahead": int,
+            "estimate_min": int,
+            "estimate_max": int,
+            "calls": int,
+        },
+        pk="id",
+        not_null={
+            "day",
+            "service",
+            "lane",
+            "number",
+            "label",
+            "visit",
+            "status",
+            "issued_at",
+        },
+        defaults={"visit": 0, "calls": 0},
+    )
+    db["tickets"].create_index(
+        ["day", "label", "visit"], unique=True, index_name="tickets_label"
+    )
+    db["tickets"].create_index(
+        ["day", "service", "number"], index_name="tickets_number"
+    )
+    db["tickets"].create_index(["status", "day"], index_name="tickets_status")
+    db["tickets"].create_index(["counter", "status"], index_name="tickets_counter")
+
+
+def _create_commands(db: Database) -> None:
+    # One row per command id: the append-only log of what was asked and answered.
+    db["commands"].create(
+        {
+            "command_id": str,
+            "kind": str,
+            "role": str,
+            "device": str,
+            "received_at": str,
+            "payload": str,
+            "ok": int,
+            "error": str,
+            "reply": str,
+        },
+        pk="command_id",
+        not_null={"kind", "received_at", "reply"},
+    )
+
+
+def _create_events(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            day TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ticket_id TEXT,
+            counter INTEGER,
+            command_id TEXT,
+            data TEXT
+        )
+        """
+    )
+    db["events"].create_index(["day", "kind", "seq"], index_name="events_day_kind")
+
+
+# Applied in order, each in its own transaction; the file's user_version is the
+# number of migrations applied. Append new steps; never edit a released one.
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _create_tickets,
+    _create_commands,
+    _create_events,
+)
+
+
+def timestamp(moment: datetime) -> str:
+    """Format an aware datetime in UTC with fixed precision, so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given where an aware one is required")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class Store:
+    """The engine's handle on the SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, check_same_thread=False, timeout=5.0
+            )
+            self.db = Database(connection)
+            self.db.enable_wal()
+            # FULL makes each commit durable before the reply goes out, even
+            # across a power cut; NORMAL in WAL mode would only survive a crash.
+            self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the database {self.path}: {exc}. Check the data directory is writable."
+            ) from exc
+
+    @property
+    def schema_version(self) -> int:
+        """The number of migrations applied to this file."""
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply the migrations this file has not had yet, in order."""
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this antrean knows "
+                f"({len(MIGRATIONS)}). Upgrade antrean before opening it."
+            )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.atomic():
+                step(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+            _LOGGER.info(
+                "Applied schema migration %d (%s) to %s",
+                number,
+                step.__name__,
+                self.path,
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run a block as one transaction, committed when the block ends."""
+        with self.db.atomic():
+            yield
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # Commands ---------------------------------------------------------------
+
+    def stored_reply(self, command_id: str) -> dict[str, Any] | None:
+        """Return the reply stored for a command id, or None if it is new."""
+        row = self.db.execute(
+            "SELECT reply FROM commands WHERE command_id = ?", [command_id]
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def record_command(self, row: dict[str, Any]) -> None:
+        """Append a command and its reply to the log."""
+        self.db["commands"].insert(row)
+
+    # Tickets ----------------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> dict[str, Any] | None:
+        """Return one ticket row, or None."""
+        rows = list(self.db.query("SELECT * FROM tickets WHERE id = ?", [ticket_id]))
+        return rows[0] if rows else None
+
+    def insert_ticket(self, row: dict[str, Any]) -> None:
+        """Insert a new ticket row."""
+        self.db["tickets"].insert(row)
+
+    def update_ticket(self, ticket_id: str, changes: dict[str, Any]) -> None:
+        """Change fields of one ticket."""
+        self.db["tickets"].update(ticket_id, changes)
+
+    def next_number(self, day: str, service: str) -> int:
+        """Return the next ticket number of a service on a day."""
+        row = self.db.execute(
+            "SELECT MAX(number) FROM tickets WHERE day = ? AND service = ? AND visit = 0",
+            [day, service],
+        ).fetchone()
+        return int(row[0] or 0) + 1
+
+    def waiting(self, day: str) -> list[dict[str, Any]]:
+        """Return the day's waiting tickets in arrival order."""
+        return list(
+            self.db.query(
+                "SELECT * FROM tickets WHERE status = ? AND day = ? ORDER BY arrived_at, rowid",
+                [TicketStatus.WAITING.value, day],
+            )
+        )
+
+    def at_counter(self, day: str) -> dict[int, dict[str, Any]]:
+        """Return the ticket each counter has called or is serving today."""
+        rows = self.db.query(
+            "SELECT * FROM tickets WHERE status IN (?, ?) AND day = ? ORDER BY called_at",
+            [*AT_COUNTER, day],
+        )
+        return {row["counter"]: row for row in rows}
+
+    def issued_counts(self, day: str) -> dict[str, int]:
+        """Return how many tickets each service issued on a day (transfers excluded)."""
+        rows = self.db.execute(
+            "SELECT service, COUNT(*) FROM tickets WHERE day = ? AND visit = 0 GROUP BY service",
+            [day],
+        )
+        return {service: count for service, count in rows}
+
+    def close_earlier_days(self, day: str, at: str) -> int:
+        """Void tickets still open from days before this one; return how many."""
+        statuses = [status.value for status in OPEN_STATUSES]
+        cursor = self.db.execute(
+            "UPDATE tickets SET status = ?, finished_at = ? WHERE status IN (?, ?, ?) AND day < ?",
+            [TicketStatus.VOID.value, at, *statuses, day],
+        )
+        return cursor.rowcount
+
+    # Events -----------------------------------------------------------------
+
+    def append_event(self, row: dict[str, Any]) -> int:
+        """Append an event and return its sequence number."""
+        cursor = self.db.execute(
+            "INSERT INTO events (at, day, kind, ticket_id, counter, command_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                row["at"],
+                row["day"],
+                row["kind"],
+                row.get("ticket_id"),
+                row.get("counter"),
+                row.get("command_id"),
+                row.get("data"),
+            ],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def recent_calls(self, day: str, limit: int) -> list[dict[str, Any]]:
+        """Return the day's latest call events, newest first, each with its ticket."""
+        return list(
+            self.db.query(
+                """
+                SELECT tickets.*, events.seq AS call_seq, events.at AS call_at,
+                       events.counter AS call_counter, events.data AS call_data
+                FROM events JOIN tickets ON tickets.id = events.ticket_id
+                WHERE events.day = ? AND events.kind = 'call'
+                ORDER BY events.seq DESC LIMIT ?
+                """,
+                [day, limit],
+            )
+        )

@@ -1,0 +1,66 @@
+"""Fixtures shared by every test: a real Mosquitto on a free loopback port and a real engine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# python-escpos leaves a temp dir behind at each import, and Kivy writes its
+# config and logs under KIVY_HOME: keep both out of the user's folders.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="antrean-tests-"))
+os.environ["TMPDIR"] = str(_SCRATCH)
+tempfile.tempdir = None
+os.environ.setdefault("KIVY_HOME", str(_SCRATCH / "kivy"))
+os.environ.setdefault("KIVY_NO_ARGS", "1")
+os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+from broker.mosquitto import MosquittoProcess, start_mosquitto  # noqa: E402
+from broker.service import EngineService  # noqa: E402
+from broker.site import Site, load_site  # noqa: E402
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Office:
+    """A running office for a test: broker, engine and their data directory."""
+
+    site: Site
+    data_dir: Path
+    broker: MosquittoProcess
+    engine: EngineService
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[tuple[Site, MosquittoProcess]]:
+    """Start a Mosquitto of its own for one test, through the code `antrean up` uses."""
+    site = load_site().with_broker("127.0.0.1", free_port())
+    process = start_mosquitto(site.broker, tmp_path / "mosquitto")
+    yield site, process
+    process.stop()
+
+
+@pytest.fixture
+def office(mosquitto: tuple[Site, MosquittoProcess], tmp_path: Path) -> Iterator[Office]:
+    """Run the Lebong site's engine against the test's own Mosquitto."""
+    site, process = mosquitto
+    data_dir = tmp_path / "data"
+    engine = EngineService(site, data_dir)
+    engine.start()
+    if not engine.wait_connected(10):
+        raise RuntimeError("the engine did not connect to the test broker")
+    yield Office(site, data_dir, process, engine)
+    engine.stop()
