@@ -110,7 +110,6 @@ class OfficeClient:
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
         )
-        client.enable_logger(_LOGGER)
         client.reconnect_delay_set(min_delay=1, max_delay=4)
         client.max_queued_messages_set(1000)
         client.will_set(

@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from broker import contract
-from broker.client import OfficeClient
+from broker.client import Link, OfficeClient
 from broker.contract import ContractError, ErrorCode, Reply, Role
 from broker.engine import Clock, Engine, Source, system_clock
 from broker.site import Site
@@ -35,7 +35,13 @@ class EngineService:
         self.site = site
         self.store = Store(data_dir / DATABASE_NAME)
         self.engine = Engine(site, self.store, clock=clock)
-        self.client = OfficeClient(site, Role.ENGINE, site.id, persistent_session=True)
+        self.client = OfficeClient(
+            site,
+            Role.ENGINE,
+            site.id,
+            on_link=self._handle_link,
+            persistent_session=True,
+        )
         self.client.subscribe(self.client.topics.commands, self._handle_command)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
@@ -66,6 +72,11 @@ class EngineService:
         self.client.publish(
             self.client.topics.state, contract.encode(state), retain=True
         )
+
+    def _handle_link(self, link: Link) -> None:
+        # A client that connects after a broker restart must find state at once.
+        if link is Link.CONNECTED:
+            self.publish_state()
 
     def _beat(self) -> None:
         # The state's timestamp lets displays tell fresh state from stale, so it

@@ -54,7 +54,9 @@ def mosquitto(tmp_path: Path) -> Iterator[tuple[Site, MosquittoProcess]]:
 
 
 @pytest.fixture
-def office(mosquitto: tuple[Site, MosquittoProcess], tmp_path: Path) -> Iterator[Office]:
+def office(
+    mosquitto: tuple[Site, MosquittoProcess], tmp_path: Path
+) -> Iterator[Office]:
     """Run the Lebong site's engine against the test's own Mosquitto."""
     site, process = mosquitto
     data_dir = tmp_path / "data"
@@ -64,3 +66,24 @@ def office(mosquitto: tuple[Site, MosquittoProcess], tmp_path: Path) -> Iterator
         raise RuntimeError("the engine did not connect to the test broker")
     yield Office(site, data_dir, process, engine)
     engine.stop()
+
+
+def write_site_file(
+    directory: Path, port: int, replace: dict[str, str] | None = None
+) -> Path:
+    """Write a copy of the bundled site file whose broker listens on `port`.
+
+    `replace` maps exact lines of the bundled file to the lines that stand in
+    for them, for tests of invalid files.
+    """
+    from broker.site import bundled_site_path
+
+    text = bundled_site_path().read_text(encoding="utf-8")
+    text = text.replace("port = 1883", f"port = {port}")
+    for old, new in (replace or {}).items():
+        if old not in text:
+            raise ValueError(f"{old!r} is not a line of the bundled site file")
+        text = text.replace(old, new)
+    path = directory / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

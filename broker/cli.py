@@ -1,0 +1,399 @@
+"""The `antrean` command: run an office, or act on a running one from a shell.
+
+Each subcommand is a thin layer over the library; expected failures (a wrong
+site file, an unreachable broker) print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from broker import contract
+from broker.client import OfficeClient, OfficeUnavailable, new_command_id
+from broker.contract import Command, CommandKind, OfficeState, Reply, Role
+from broker.errors import AntreanError
+from broker.mosquitto import ensure_broker, is_listening
+from broker.service import EngineService
+from broker.site import Site, bundled_site_path, load_site
+
+_LOGGER = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(AntreanError):
+    """A command-line request that cannot be carried out."""
+
+
+def default_data_dir(site: Site) -> Path:
+    """Return the per-user data directory of a site (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "antrean" / site.id
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--site",
+        type=Path,
+        help=f"site file (TOML); default: the bundled {bundled_site_path().name}",
+    )
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        help="directory for the database, broker files and printed tickets; default: ~/.local/share/antrean/SITE",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug detail to stderr"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="antrean",
+        description="Queue management for a government office waiting room.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up",
+        parents=[common],
+        help="start the broker, the engine and one kiosk, counter and display window",
+    )
+    up.add_argument(
+        "--headless",
+        action="store_true",
+        help="start only the broker and the engine, until interrupted",
+    )
+    up.set_defaults(handler=cmd_up)
+
+    ticket = commands.add_parser(
+        "ticket", parents=[common], help="issue a ticket, as a kiosk would"
+    )
+    ticket.add_argument(
+        "service", metavar="SERVICE", help="service code letter, e.g. A"
+    )
+    ticket.add_argument(
+        "--priority",
+        metavar="CATEGORY",
+        help="priority category key (e.g. lansia) for the priority lane",
+    )
+    ticket.set_defaults(handler=cmd_ticket)
+
+    for kind, text in (
+        (CommandKind.NEXT, "call the next ticket to a counter"),
+        (CommandKind.RECALL, "call a counter's current ticket again"),
+        (CommandKind.NO_SHOW, "mark a counter's current ticket as not present"),
+        (CommandKind.FINISH, "finish a counter's current ticket"),
+    ):
+        name = kind.value.replace("_", "-")
+        sub = commands.add_parser(name, parents=[common], help=text)
+        sub.add_argument("counter", metavar="COUNTER", type=int, help="counter number")
+        sub.set_defaults(handler=cmd_counter_action, kind=kind)
+
+    transfer = commands.add_parser(
+        "transfer",
+        parents=[common],
+        help="send a counter's current ticket to another service or counter",
+    )
+    transfer.add_argument("counter", metavar="COUNTER", type=int, help="counter number")
+    transfer.add_argument(
+        "--service", metavar="CODE", help="service the ticket moves to"
+    )
+    transfer.add_argument(
+        "--to-counter", metavar="N", type=int, help="counter that must take the ticket"
+    )
+    transfer.set_defaults(handler=cmd_transfer)
+
+    status = commands.add_parser(
+        "status", parents=[common], help="show who waits and who is being served"
+    )
+    status.add_argument(
+        "--json", action="store_true", help="print the office state as JSON"
+    )
+    status.set_defaults(handler=cmd_status)
+
+    for role, text in (
+        ("kiosk", "run the kiosk app against a running office"),
+        ("counter", "run the counter app against a running office"),
+        ("display", "run the hall display app against a running office"),
+    ):
+        app = commands.add_parser(role, parents=[common], help=text)
+        app.add_argument(
+            "--device",
+            metavar="ID",
+            help="kiosk id, counter number or display id from the site file; default: the first (the counter app asks)",
+        )
+        app.add_argument(
+            "--windowed",
+            action="store_true",
+            help="open a window instead of going full screen",
+        )
+        app.add_argument(
+            "--size",
+            metavar="WxH",
+            type=_size,
+            help="window size in pixels, e.g. 1920x1080 (implies --windowed)",
+        )
+        app.set_defaults(handler=cmd_app, app=role)
+    return parser
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size; write it as WIDTHxHEIGHT, e.g. 1920x1080"
+        ) from exc
+    if not (200 <= width <= 8000 and 200 <= height <= 8000):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range; use 200 to 8000 pixels per side"
+        )
+    return width, height
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the antrean command line and return its exit code."""
+    args = build_parser().parse_args(argv)
+    # Long-running commands log their lifecycle; one-shot clients only problems.
+    quiet = args.command not in ("up", "kiosk", "counter", "display")
+    logging.basicConfig(
+        level=logging.DEBUG
+        if args.verbose
+        else logging.WARNING
+        if quiet
+        else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        site = load_site(args.site)
+        data_dir = args.data_dir or default_data_dir(site)
+        handler: Callable[[argparse.Namespace, Site, Path], int] = args.handler
+        return handler(args, site, data_dir)
+    except AntreanError as exc:
+        print(f"antrean: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, CliError) else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+# Running an office -----------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Start the broker and the engine, and the three apps unless headless."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mosquitto = ensure_broker(site.broker, data_dir / "mosquitto")
+    service = EngineService(site, data_dir)
+    children: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        service.start()
+        if not service.wait_connected(CONNECT_TIMEOUT_S * 2):
+            raise CliError(
+                f"The engine could not connect to the broker at {site.broker.host}:{site.broker.port}."
+            )
+        _LOGGER.info(
+            "Office %s is running; data in %s. Press Ctrl+C to stop.",
+            site.name,
+            data_dir,
+        )
+        if not args.headless:
+            children = [
+                _spawn_app(role, args, data_dir)
+                for role in ("display", "counter", "kiosk")
+            ]
+        while not stop.wait(0.5):
+            if children and all(child.poll() is not None for child in children):
+                _LOGGER.info("Every window is closed; stopping the office")
+                break
+    finally:
+        for child in children:
+            _stop_child(child)
+        service.stop()
+        if mosquitto is not None:
+            mosquitto.stop()
+    return 0
+
+
+def _spawn_app(
+    role: str, args: argparse.Namespace, data_dir: Path
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "broker",
+        role,
+        "--windowed",
+        "--data-dir",
+        str(data_dir),
+    ]
+    if args.site:
+        command += ["--site", str(args.site)]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    _LOGGER.info("Started the %s window (pid %d)", role, process.pid)
+    return process
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def cmd_app(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Run one Kivy app (kiosk, counter or display) against a running office."""
+    # Kivy reads these at import time; its own argument parser must not see ours.
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    fullscreen = not (args.windowed or args.size)
+    if args.app == "kiosk":
+        from kiosk.app import run
+    elif args.app == "counter":
+        from counter.app import run
+    else:
+        from display.app import run
+    run(site, data_dir, args.device, fullscreen, args.size)
+    return 0
+
+
+# Thin clients --------------------------------------------------------------------
+
+
+def _connect(site: Site, **callbacks: Callable[..., None]) -> OfficeClient:
+    unreachable = OfficeUnavailable(
+        f"Cannot reach the office broker at {site.broker.host}:{site.broker.port}. "
+        "Start the office with `antrean up` first."
+    )
+    if not is_listening(site.broker):
+        raise unreachable
+    client = OfficeClient(site, Role.OPERATOR, f"cli-{os.getpid()}", **callbacks)
+    client.start()
+    if not client.wait_connected(CONNECT_TIMEOUT_S):
+        client.stop()
+        raise unreachable
+    return client
+
+
+def _send(site: Site, command: Command) -> int:
+    client = _connect(site)
+    try:
+        reply = client.request(command)
+    finally:
+        client.stop()
+    return _report(reply)
+
+
+def _report(reply: Reply) -> int:
+    if not reply.ok:
+        print(f"antrean: {reply.message}", file=sys.stderr)
+        return EXIT_FAILED
+    ticket = reply.ticket
+    if ticket is None:
+        print(reply.message)
+        return 0
+    lane = f" [PRIORITAS: {ticket.category}]" if ticket.category else ""
+    print(f"{ticket.label}{lane}: {reply.message}")
+    if ticket.status is contract.TicketStatus.WAITING and ticket.counter is None:
+        print(f"  people ahead: {ticket.people_ahead}")
+    return 0
+
+
+def cmd_ticket(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Issue a ticket for a service, optionally in the priority lane."""
+    service = args.service.upper()
+    command = Command(
+        CommandKind.ISSUE_TICKET,
+        new_command_id("cli"),
+        service=service,
+        category=args.priority,
+    )
+    return _send(site, command)
+
+
+def cmd_counter_action(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Send next, recall, no-show or finish for a counter."""
+    return _send(site, Command(args.kind, new_command_id("cli"), counter=args.counter))
+
+
+def cmd_transfer(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Transfer a counter's current ticket."""
+    if args.service is None and args.to_counter is None:
+        raise CliError("transfer needs --service, --to-counter or both.")
+    command = Command(
+        CommandKind.TRANSFER,
+        new_command_id("cli"),
+        counter=args.counter,
+        to_service=args.service.upper() if args.service else None,
+        to_counter=args.to_counter,
+    )
+    return _send(site, command)
+
+
+def cmd_status(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Print the retained office state."""
+    received = threading.Event()
+    states: list[OfficeState] = []
+
+    def keep(state: OfficeState) -> None:
+        states.append(state)
+        received.set()
+
+    client = _connect(site, on_state=keep)
+    try:
+        if not received.wait(CONNECT_TIMEOUT_S):
+            raise OfficeUnavailable(
+                "The broker is up but no engine has published the office state. Is the engine running?"
+            )
+    finally:
+        client.stop()
+    state = states[-1]
+    if args.json:
+        print(contract.encode(state).decode())
+    else:
+        print(_format_state(site, state))
+    return 0
+
+
+def _format_state(site: Site, state: OfficeState) -> str:
+    local = state.at.astimezone(site.timezone)
+    lines = [f"{site.name} — {local:%Y-%m-%d %H:%M:%S %Z}", "", "Counters:"]
+    for counter in state.counters:
+        current = counter.current.label if counter.current else "-"
+        lines.append(f"  {counter.number:>3}  {counter.name:<24} {current}")
+    lines += ["", "Waiting (normal / priority, issued of quota):"]
+    for load in state.services:
+        service = site.service(load.code)
+        name = service.name_id if service else load.code
+        lines.append(
+            f"  {load.code}  {name:<26} {load.waiting_normal:>3} / {load.waiting_priority:<3} {load.issued:>4} of {load.quota}"
+        )
+    if state.recent_calls:
+        lines += ["", "Last calls:"]
+        for call in state.recent_calls:
+            at = call.at.astimezone(site.timezone)
+            again = " (again)" if call.recall else ""
+            lines.append(
+                f"  {at:%H:%M:%S}  {call.ticket.label} -> {call.counter_name}{again}"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
