@@ -1,0 +1,17 @@
+"""Exceptions raised by the kiosk package, all derived from KioskError."""
+
+import logging
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class KioskError(Exception):
+    """Base class of every error that the kiosk package raises."""
+
+
+class TicketError(KioskError):
+    """Invalid ticket content or paper layout."""
+
+
+class PrinterError(KioskError):
+    """Invalid printer spec, or a printer that could not be opened or written."""
