@@ -114,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transfer.set_defaults(handler=cmd_transfer)
 
+    for kind, name, text in (
+        (CommandKind.OPEN_COUNTER, "open", "open a counter: it takes tickets"),
+        (CommandKind.PAUSE_COUNTER, "pause", "pause a counter, e.g. for a break"),
+        (CommandKind.CLOSE_COUNTER, "close", "close a counter for the rest of the day"),
+    ):
+        sub = commands.add_parser(name, parents=[common], help=text)
+        sub.add_argument("counter", metavar="COUNTER", type=int, help="counter number")
+        if kind is not CommandKind.OPEN_COUNTER:
+            sub.add_argument(
+                "--reason",
+                metavar="TEXT",
+                help="why, shown to staff (up to 120 characters)",
+            )
+        sub.set_defaults(handler=cmd_availability, kind=kind)
+
     status = commands.add_parser(
         "status", parents=[common], help="show who waits and who is being served"
     )
@@ -312,6 +327,9 @@ def _report(reply: Reply) -> int:
     print(f"{ticket.label}{lane}: {reply.message}")
     if ticket.status is contract.TicketStatus.WAITING and ticket.counter is None:
         print(f"  people ahead: {ticket.people_ahead}")
+        if ticket.estimate is not None:
+            low, high = ticket.estimate.low, ticket.estimate.high
+            print(f"  estimated wait: {low}–{high} min")
     return 0
 
 
@@ -346,6 +364,17 @@ def cmd_transfer(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
     return _send(site, command)
 
 
+def cmd_availability(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Open, pause or close a counter."""
+    command = Command(
+        args.kind,
+        new_command_id("cli"),
+        counter=args.counter,
+        reason=getattr(args, "reason", None) or None,
+    )
+    return _send(site, command)
+
+
 def cmd_status(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
     """Print the retained office state."""
     received = threading.Event()
@@ -376,7 +405,11 @@ def _format_state(site: Site, state: OfficeState) -> str:
     lines = [f"{site.name} — {local:%Y-%m-%d %H:%M:%S %Z}", "", "Counters:"]
     for counter in state.counters:
         current = counter.current.label if counter.current else "-"
-        lines.append(f"  {counter.number:>3}  {counter.name:<24} {current}")
+        why = f" ({counter.reason})" if counter.reason else ""
+        lines.append(
+            f"  {counter.number:>3}  {counter.name:<24} {counter.availability.value:<7}"
+            f" {current}{why}"
+        )
     lines += ["", "Waiting (normal / priority, issued of quota):"]
     for load in state.services:
         service = site.service(load.code)

@@ -24,6 +24,8 @@ TOPIC_ROOT = "antrean"
 MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_COMMAND_ID_LENGTH = 64
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_TICKET_LABEL = re.compile(r"^[A-Z]-[0-9]{3}$")
+MAX_REASON_LENGTH = 120
 
 
 class ContractError(AntreanError):
@@ -49,6 +51,11 @@ class CommandKind(StrEnum):
     NO_SHOW = "no_show"
     FINISH = "finish"
     TRANSFER = "transfer"
+    CALL = "call"
+    CANCEL = "cancel"
+    OPEN_COUNTER = "open_counter"
+    PAUSE_COUNTER = "pause_counter"
+    CLOSE_COUNTER = "close_counter"
 
 
 class TicketStatus(StrEnum):
@@ -75,6 +82,15 @@ class ErrorCode(StrEnum):
     NO_CURRENT_TICKET = "no_current_ticket"
     NOT_SERVED = "not_served"
     UNAVAILABLE = "unavailable"
+    UNKNOWN_TICKET = "unknown_ticket"
+
+
+class CounterAvailability(StrEnum):
+    """Whether a counter takes tickets now, as its officer last declared or its calls show."""
+
+    OPEN = "open"
+    PAUSED = "paused"
+    CLOSED = "closed"
 
 
 class Topics:
@@ -137,6 +153,8 @@ class Command:
     counter: int | None = None
     to_service: str | None = None
     to_counter: int | None = None
+    ticket: str | None = None
+    reason: str | None = None
 
 
 # Which fields each command kind takes, and whether each is required.
@@ -147,6 +165,11 @@ _COMMAND_FIELDS: dict[CommandKind, dict[str, bool]] = {
     CommandKind.NO_SHOW: {"counter": True},
     CommandKind.FINISH: {"counter": True},
     CommandKind.TRANSFER: {"counter": True, "to_service": False, "to_counter": False},
+    CommandKind.CALL: {"counter": True, "ticket": True},
+    CommandKind.CANCEL: {"ticket": True, "reason": False},
+    CommandKind.OPEN_COUNTER: {"counter": True},
+    CommandKind.PAUSE_COUNTER: {"counter": True, "reason": False},
+    CommandKind.CLOSE_COUNTER: {"counter": True, "reason": False},
 }
 _FIELD_TYPES: dict[str, type] = {
     "service": str,
@@ -154,7 +177,19 @@ _FIELD_TYPES: dict[str, type] = {
     "counter": int,
     "to_service": str,
     "to_counter": int,
+    "ticket": str,
+    "reason": str,
 }
+_MAX_TEXT_LENGTH: dict[str, int] = {"reason": MAX_REASON_LENGTH}
+
+
+@dataclass(frozen=True)
+class WaitRange:
+    """An estimated wait in whole minutes: the point estimate and its 80 % range."""
+
+    minutes: int
+    low: int
+    high: int
 
 
 @dataclass(frozen=True)
@@ -171,6 +206,8 @@ class TicketView:
     counter: int | None = None
     called_at: datetime | None = None
     people_ahead: int = 0
+    # The wait estimated when the ticket was issued; None when it had no bound.
+    estimate: WaitRange | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +240,8 @@ class CounterState:
     number: int
     name: str
     current: TicketView | None = None
+    availability: CounterAvailability = CounterAvailability.OPEN
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -214,6 +253,9 @@ class ServiceLoad:
     waiting_priority: int
     issued: int
     quota: int
+    # The wait a ticket issued now would be told, per lane; None without a bound.
+    wait_normal: WaitRange | None = None
+    wait_priority: WaitRange | None = None
 
     @property
     def remaining(self) -> int:
@@ -337,8 +379,13 @@ def decode_command(payload: bytes) -> Command:
             raise ContractError(
                 f"{name} must be {'a whole number' if kind_of is int else 'a string'}, not {value!r}"
             )
-        if kind_of is str and not 0 < len(value) <= 40:
-            raise ContractError(f"{name} must be 1 to 40 characters long")
+        limit = _MAX_TEXT_LENGTH.get(name, 40)
+        if kind_of is str and not 0 < len(value) <= limit:
+            raise ContractError(f"{name} must be 1 to {limit} characters long")
+        if name == "ticket" and not _TICKET_LABEL.match(value):
+            raise ContractError(
+                f"ticket must be a label like A-001 (a service letter, a dash and three digits), not {value!r}"
+            )
         if kind_of is int and not 0 < value < 1000:
             raise ContractError(f"{name} must be from 1 to 999, not {value}")
         values[name] = value
@@ -377,6 +424,16 @@ def _bool(value: Any) -> bool:
     return value
 
 
+def _wait(data: Any) -> WaitRange:
+    if not isinstance(data, dict):
+        raise ContractError("an estimate must be an object")
+    return WaitRange(
+        minutes=_get(data, "minutes", int),
+        low=_get(data, "low", int),
+        high=_get(data, "high", int),
+    )
+
+
 def _ticket(data: Any) -> TicketView:
     if not isinstance(data, dict):
         raise ContractError("ticket must be an object")
@@ -391,6 +448,7 @@ def _ticket(data: Any) -> TicketView:
         counter=_optional(data, "counter", int),
         called_at=_optional(data, "called_at", _time),
         people_ahead=_get(data, "people_ahead", int),
+        estimate=_optional(data, "estimate", _wait),
     )
 
 
@@ -442,6 +500,9 @@ def decode_state(payload: bytes) -> OfficeState:
             number=_get(item, "number", int),
             name=_get(item, "name", str),
             current=_optional(item, "current", _ticket),
+            availability=_optional(item, "availability", CounterAvailability)
+            or CounterAvailability.OPEN,
+            reason=_optional(item, "reason", str) or "",
         )
 
     def service(item: Any) -> ServiceLoad:
@@ -451,6 +512,8 @@ def decode_state(payload: bytes) -> OfficeState:
             waiting_priority=_get(item, "waiting_priority", int),
             issued=_get(item, "issued", int),
             quota=_get(item, "quota", int),
+            wait_normal=_optional(item, "wait_normal", _wait),
+            wait_priority=_optional(item, "wait_priority", _wait),
         )
 
     return OfficeState(

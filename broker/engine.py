@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from broker import contract
+from broker.availability import CounterStatus, counter_statuses
 from broker.contract import (
     CallEvent,
     Command,
     CommandKind,
+    CounterAvailability,
     CounterState,
     ErrorCode,
     OfficeState,
@@ -28,14 +31,25 @@ from broker.contract import (
     ServiceLoad,
     TicketStatus,
     TicketView,
+    WaitRange,
 )
-from broker.policy import DEFAULT_POLICY, Candidate, Policy, people_ahead
+from broker.estimate import Estimator, WaitEstimate
+from broker.policy import (
+    Candidate,
+    Policy,
+    PolicyContext,
+    WaitingQueue,
+    make_policy,
+    people_ahead,
+)
 from broker.site import Counter, Lane, Site
 from broker.store import Store, timestamp
 
 _LOGGER = logging.getLogger(__name__)
 
 RECENT_CALLS = 8
+# Calls of a counter a policy sees; the ratio policy needs at most 20.
+POLICY_HISTORY = 20
 Clock = Callable[[], datetime]
 
 
@@ -78,12 +92,17 @@ class Engine:
         site: Site,
         store: Store,
         clock: Clock = system_clock,
-        policy: Policy = DEFAULT_POLICY,
+        policy: Policy | None = None,
     ) -> None:
+        """Apply each counter's policy from the site file, or `policy` at every counter."""
         self.site = site
         self.store = store
         self.clock = clock
         self.policy = policy
+        self.estimator = Estimator(site, store)
+        self._policies = {
+            c.number: policy or make_policy(site.policy_of(c)) for c in site.counters
+        }
         self._handlers: dict[
             CommandKind,
             Callable[[Command, Source, datetime], tuple[Reply, list[CallEvent]]],
@@ -94,6 +113,11 @@ class Engine:
             CommandKind.NO_SHOW: self._no_show,
             CommandKind.FINISH: self._finish,
             CommandKind.TRANSFER: self._transfer,
+            CommandKind.CALL: self._call_chosen,
+            CommandKind.CANCEL: self._cancel,
+            CommandKind.OPEN_COUNTER: self._set_availability,
+            CommandKind.PAUSE_COUNTER: self._set_availability,
+            CommandKind.CLOSE_COUNTER: self._set_availability,
         }
 
     def local_day(self, moment: datetime) -> date:
@@ -164,16 +188,20 @@ class Engine:
         now = self.clock()
         day = self.local_day(now).isoformat()
         at_counter = self.store.at_counter(day)
+        statuses = counter_statuses(self.store, self.site, day, now)
         counters = tuple(
             CounterState(
                 c.number,
                 c.name,
                 _view(at_counter[c.number]) if c.number in at_counter else None,
+                availability=statuses[c.number].availability,
+                reason=statuses[c.number].reason,
             )
             for c in self.site.counters
         )
         waiting = self.store.waiting(day)
         issued = self.store.issued_counts(day)
+        candidates = [_candidate(row, index) for index, row in enumerate(waiting)]
         services = tuple(
             ServiceLoad(
                 code=s.code,
@@ -189,6 +217,12 @@ class Engine:
                 ),
                 issued=issued.get(s.code, 0),
                 quota=s.daily_quota,
+                wait_normal=self._lane_wait(
+                    now, candidates, s.code, Lane.NORMAL, at_counter, statuses
+                ),
+                wait_priority=self._lane_wait(
+                    now, candidates, s.code, Lane.PRIORITY, at_counter, statuses
+                ),
             )
             for s in self.site.services
         )
@@ -197,6 +231,62 @@ class Engine:
             for row in self.store.recent_calls(day, RECENT_CALLS)
         )
         return OfficeState(self.site.id, now, day, counters, services, calls)
+
+    def estimate_waiting(self, ticket_id: str) -> WaitEstimate | None:
+        """Estimate the rest of the wait of a waiting ticket now; None if it is not waiting."""
+        now = self.clock()
+        day = self.local_day(now).isoformat()
+        waiting = self.store.waiting(day)
+        candidates = [_candidate(row, index) for index, row in enumerate(waiting)]
+        target = next((c for c in candidates if c.ticket_id == ticket_id), None)
+        if target is None:
+            return None
+        return self._estimate(now, candidates, target)
+
+    def _estimate(
+        self,
+        now: datetime,
+        candidates: list[Candidate],
+        target: Candidate,
+        statuses: dict[int, CounterStatus] | None = None,
+        at_counter: dict[int, dict[str, Any]] | None = None,
+    ) -> WaitEstimate:
+        day = self.local_day(now)
+        if at_counter is None:
+            at_counter = self.store.at_counter(day.isoformat())
+        if statuses is None:
+            statuses = counter_statuses(self.store, self.site, day.isoformat(), now)
+        return self.estimator.estimate(
+            now, day, candidates, target, at_counter, statuses
+        )
+
+    def _lane_wait(
+        self,
+        now: datetime,
+        candidates: list[Candidate],
+        service: str,
+        lane: Lane,
+        at_counter: dict[int, dict[str, Any]],
+        statuses: dict[int, CounterStatus],
+    ) -> WaitRange | None:
+        """Estimate the wait of a ticket of this service and lane if it were issued now."""
+        if not any(
+            service in c.services and lane in c.lanes for c in self.site.counters
+        ):
+            return None
+        stamp = timestamp(now)
+        probe = Candidate(
+            f"new-{service}-{lane.value}",
+            service,
+            lane,
+            stamp,
+            len(candidates),
+            issued_at=stamp,
+        )
+        estimate = self._estimate(
+            now, [*candidates, probe], probe, statuses, at_counter
+        )
+        return estimate.as_range()
 
     # Command handlers --------------------------------------------------------
 
@@ -247,6 +337,7 @@ class Engine:
             "kiosk": source.device if source.role is Role.KIOSK else None,
             "people_ahead": people_ahead(waiting, service.code, lane),
         }
+        row.update(self._issue_estimates(now, waiting, row))
         self.store.insert_ticket(row)
         self._event(now, "issue", row["id"], None, command)
         ticket = _view(row)
@@ -262,14 +353,19 @@ class Engine:
     ) -> tuple[Reply, list[CallEvent]]:
         counter = self._counter(command)
         day = self.local_day(now).isoformat()
-        current = self.store.at_counter(day).get(counter.number)
-        if current is not None:
-            # Next means the officer is done with the ticket in front of them.
-            self._close(current, TicketStatus.FINISHED, now, command)
+        self._finish_current(counter, now, command)
 
         waiting = self.store.waiting(day)
-        chosen = self.policy(
-            [_candidate(row, index) for index, row in enumerate(waiting)], counter
+        queue = WaitingQueue(
+            (_candidate(row, index) for index, row in enumerate(waiting)),
+            self.site.policy.transfers,
+        )
+        history = tuple(
+            Lane(lane)
+            for lane in self.store.call_lanes(day, counter.number, POLICY_HISTORY)
+        )
+        chosen = self._policies[counter.number](
+            queue, counter, PolicyContext(now, history)
         )
         if chosen is None:
             message = f"Nobody is waiting for {counter.name}."
@@ -281,6 +377,31 @@ class Engine:
             ), []
 
         row = next(r for r in waiting if r["id"] == chosen.ticket_id)
+        return self._call_to(row, counter, now, command)
+
+    def _call_chosen(
+        self, command: Command, source: Source, now: datetime
+    ) -> tuple[Reply, list[CallEvent]]:
+        """Call a ticket the officer picked, out of the policy's order."""
+        counter = self._counter(command)
+        row = self._waiting_by_label(command.ticket or "", now)
+        if not _candidate(row, 0).eligible_at(counter):
+            reserved = row.get("target_counter")
+            why = (
+                f"is reserved for counter {reserved}"
+                if reserved not in (None, counter.number)
+                else f"is a {row['service']} ticket in the {row['lane']} lane"
+            )
+            raise Rejected(
+                ErrorCode.NOT_SERVED,
+                f"{row['label']} {why}, which {counter.name} does not take.",
+            )
+        self._finish_current(counter, now, command)
+        return self._call_to(row, counter, now, command)
+
+    def _call_to(
+        self, row: dict[str, Any], counter: Counter, now: datetime, command: Command
+    ) -> tuple[Reply, list[CallEvent]]:
         row.update(
             status=TicketStatus.CALLED.value,
             called_at=timestamp(now),
@@ -290,6 +411,7 @@ class Engine:
         self.store.update_ticket(
             row["id"], {k: row[k] for k in ("status", "called_at", "counter", "calls")}
         )
+        self._reopen(counter, now, command)
         call = self._call(row, counter, now, command, recall=False)
         return Reply(
             command.command_id,
@@ -297,6 +419,38 @@ class Engine:
             message=f"{row['label']} called to {counter.name}.",
             ticket=_view(row),
         ), [call]
+
+    def _cancel(
+        self, command: Command, source: Source, now: datetime
+    ) -> tuple[Reply, list[CallEvent]]:
+        """Withdraw a waiting ticket whose applicant left or asked to cancel."""
+        row = self._waiting_by_label(command.ticket or "", now)
+        changes = {"status": TicketStatus.VOID.value, "finished_at": timestamp(now)}
+        self.store.update_ticket(row["id"], changes)
+        data = json.dumps({"reason": command.reason}) if command.reason else None
+        self._event(now, "cancel", row["id"], None, command, data)
+        return Reply(
+            command.command_id,
+            ok=True,
+            message=f"{row['label']} cancelled.",
+            ticket=_view({**row, **changes}),
+        ), []
+
+    def _set_availability(
+        self, command: Command, source: Source, now: datetime
+    ) -> tuple[Reply, list[CallEvent]]:
+        """Open, pause or close a counter; its current ticket stays where it is."""
+        counter = self._counter(command)
+        state = {
+            CommandKind.OPEN_COUNTER: CounterAvailability.OPEN,
+            CommandKind.PAUSE_COUNTER: CounterAvailability.PAUSED,
+            CommandKind.CLOSE_COUNTER: CounterAvailability.CLOSED,
+        }[command.kind]
+        self._record_session(counter, state, now, command, command.reason or "")
+        self.estimator.invalidate()
+        return Reply(
+            command.command_id, ok=True, message=f"{counter.name} is {state.value}."
+        ), []
 
     def _recall(
         self, command: Command, source: Source, now: datetime
@@ -416,6 +570,77 @@ class Engine:
             )
         return counter
 
+    def _finish_current(
+        self, counter: Counter, now: datetime, command: Command
+    ) -> None:
+        current = self.store.at_counter(self.local_day(now).isoformat()).get(
+            counter.number
+        )
+        if current is not None:
+            # A new call means the officer is done with the ticket in front of them.
+            self._close(current, TicketStatus.FINISHED, now, command)
+
+    def _waiting_by_label(self, label: str, now: datetime) -> dict[str, Any]:
+        day = self.local_day(now).isoformat()
+        row = next((r for r in self.store.waiting(day) if r["label"] == label), None)
+        if row is None:
+            raise Rejected(
+                ErrorCode.UNKNOWN_TICKET,
+                f"No ticket {label} is waiting today; check the number on the ticket.",
+            )
+        return row
+
+    def _reopen(self, counter: Counter, now: datetime, command: Command) -> None:
+        """Mark a paused or closed counter open again, because its officer just called."""
+        day = self.local_day(now).isoformat()
+        session = self.store.sessions(day).get(counter.number)
+        if session is not None and session["state"] != CounterAvailability.OPEN:
+            _LOGGER.info(
+                "%s called a ticket while %s; it is open again",
+                counter.name,
+                session["state"],
+            )
+            self._record_session(counter, CounterAvailability.OPEN, now, command, "")
+
+    def _record_session(
+        self,
+        counter: Counter,
+        state: CounterAvailability,
+        now: datetime,
+        command: Command,
+        reason: str,
+    ) -> None:
+        self.store.append_session(
+            {
+                "day": self.local_day(now).isoformat(),
+                "counter": counter.number,
+                "state": state.value,
+                "at": timestamp(now),
+                "reason": reason or None,
+                "command_id": command.command_id,
+            }
+        )
+
+    def _issue_estimates(
+        self, now: datetime, waiting: list[Candidate], row: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Estimate a new ticket's wait with the model and both baselines."""
+        day = self.local_day(now)
+        statuses = counter_statuses(self.store, self.site, day.isoformat(), now)
+        target = _candidate(row, len(waiting))
+        estimate = self._estimate(now, [*waiting, target], target, statuses)
+        shown = estimate.as_range()
+        baselines = self.estimator.baselines(
+            day, row["service"], Lane(row["lane"]), row["people_ahead"], statuses
+        )
+        return {
+            "estimate": estimate.minutes if math.isfinite(estimate.minutes) else None,
+            "estimate_min": shown.low if shown else None,
+            "estimate_max": shown.high if shown else None,
+            "baseline_queue": baselines.queue,
+            "baseline_last": baselines.last_entry,
+        }
+
     def _current(self, counter: Counter, now: datetime) -> dict[str, Any]:
         current = self.store.at_counter(self.local_day(now).isoformat()).get(
             counter.number
@@ -436,6 +661,7 @@ class Engine:
             changes["served_at"] = row["called_at"]
         self.store.update_ticket(row["id"], changes)
         self._event(now, status.value, row["id"], row["counter"], command)
+        self.estimator.invalidate()
         return {**row, **changes}
 
     def _call(
@@ -515,6 +741,7 @@ def _candidate(row: dict[str, Any], order: int) -> Candidate:
         arrived_at=row["arrived_at"],
         order=order,
         target_counter=row.get("target_counter"),
+        issued_at=row.get("issued_at") or "",
     )
 
 
@@ -532,4 +759,15 @@ def _view(row: dict[str, Any]) -> TicketView:
         if row.get("called_at")
         else None,
         people_ahead=int(row.get("people_ahead") or 0),
+        estimate=_wait_range(row),
+    )
+
+
+def _wait_range(row: dict[str, Any]) -> WaitRange | None:
+    if row.get("estimate") is None or row.get("estimate_max") is None:
+        return None
+    return WaitRange(
+        minutes=round(row["estimate"]),
+        low=int(row["estimate_min"]),
+        high=int(row["estimate_max"]),
     )

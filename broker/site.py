@@ -24,6 +24,7 @@ from broker.errors import AntreanError
 _LOGGER = logging.getLogger(__name__)
 
 T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
 
 BUNDLED_SITE = "lebong.toml"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -38,6 +39,21 @@ class Lane(StrEnum):
 
     PRIORITY = "priority"
     NORMAL = "normal"
+
+
+class PolicyKind(StrEnum):
+    """The order in which a counter takes waiting tickets."""
+
+    STRICT_PRIORITY = "strict_priority"
+    RATIO = "ratio"
+    AGEING_CAP = "ageing_cap"
+
+
+class TransferOrder(StrEnum):
+    """Where a transferred ticket stands in its new queue."""
+
+    KEEP_ARRIVAL = "keep_arrival"
+    BACK_OF_QUEUE = "back_of_queue"
 
 
 class SiteError(AntreanError):
@@ -76,6 +92,21 @@ class PriorityCategory:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """How counters order waiting tickets: the `[policy]` table of a site file.
+
+    `priority_run` applies to the ratio order and `max_wait_minutes` to the
+    ageing cap; the other orders ignore them.
+    """
+
+    order: PolicyKind = PolicyKind.STRICT_PRIORITY
+    priority_run: int = 3
+    max_wait_minutes: float = 30.0
+    appointments_first: bool = False
+    transfers: TransferOrder = TransferOrder.BACK_OF_QUEUE
+
+
+@dataclass(frozen=True)
 class Counter:
     """A counter, the services it takes and the lanes it serves."""
 
@@ -83,6 +114,8 @@ class Counter:
     name: str
     services: tuple[str, ...]
     lanes: tuple[Lane, ...]
+    # The counter's own `policy` table merged over the site's; None follows the site.
+    policy: PolicyConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +180,11 @@ class Site:
     kiosks: tuple[Kiosk, ...]
     displays: tuple[Display, ...]
     source: str = ""
+    policy: PolicyConfig = PolicyConfig()
+
+    def policy_of(self, counter: Counter) -> PolicyConfig:
+        """Return the policy a counter follows: its own override or the site's."""
+        return counter.policy or self.policy
 
     def service(self, code: str) -> Service | None:
         """Return the service with this code letter, or None."""
@@ -337,7 +375,8 @@ def parse_site(data: dict[str, Any], path: Path | str = "<site>") -> Site:
     categories = tuple(_parse_category(t) for t in root.tables("priority"))
     _require_unique(root, "priority", [c.key for c in categories], "key")
     codes = {s.code for s in services}
-    counters = tuple(_parse_counter(t, codes) for t in root.tables("counters"))
+    policy = _parse_policy(root.table("policy"), PolicyConfig())
+    counters = tuple(_parse_counter(t, codes, policy) for t in root.tables("counters"))
     _require_unique(root, "counters", [c.number for c in counters], "number")
     if not counters:
         root.fail(
@@ -366,6 +405,7 @@ def parse_site(data: dict[str, Any], path: Path | str = "<site>") -> Site:
         kiosks=kiosks,
         displays=displays,
         source=str(path),
+        policy=policy,
     )
 
 
@@ -440,7 +480,47 @@ def _parse_category(table: _Table) -> PriorityCategory:
     )
 
 
-def _parse_counter(table: _Table, codes: set[str]) -> Counter:
+def _parse_choice(table: _Table, name: str, kind: type[E], default: E) -> E:
+    text = table.text(name, default.value)
+    members = {item.value: item for item in kind}  # type: ignore[attr-defined]
+    if text not in members:
+        choices = ", ".join(f'"{value}"' for value in members)
+        table.fail(name, f"{text!r} is not a valid value", f"Use one of {choices}.")
+    return members[text]
+
+
+def _parse_policy(table: _Table, base: PolicyConfig) -> PolicyConfig:
+    """Read a policy table; keys it leaves out keep their value in `base`."""
+    appointments = table.value("appointments_first", bool, base.appointments_first)
+    return PolicyConfig(
+        order=_parse_choice(table, "order", PolicyKind, base.order),
+        priority_run=table.number("priority_run", int, 1, 20, base.priority_run),
+        max_wait_minutes=table.number(
+            "max_wait_minutes", float, 1.0, 480.0, base.max_wait_minutes
+        ),
+        appointments_first=appointments,
+        transfers=_parse_choice(table, "transfers", TransferOrder, base.transfers),
+    )
+
+
+def _parse_counter_policy(
+    table: _Table, site_policy: PolicyConfig
+) -> PolicyConfig | None:
+    if "policy" not in table.data:
+        return None
+    override = table.table("policy")
+    if "transfers" in override.data:
+        override.fail(
+            "transfers",
+            "cannot differ between counters, because every counter shares one queue",
+            "Move transfers to the [policy] table of the site.",
+        )
+    return _parse_policy(override, site_policy)
+
+
+def _parse_counter(
+    table: _Table, codes: set[str], site_policy: PolicyConfig
+) -> Counter:
     services = table.strings("services")
     for code in services:
         if code not in codes:
@@ -467,6 +547,7 @@ def _parse_counter(table: _Table, codes: set[str]) -> Counter:
         name=table.text("name"),
         services=services,
         lanes=tuple(Lane(lane) for lane in lanes),
+        policy=_parse_counter_policy(table, site_policy),
     )
 
 

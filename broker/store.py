@@ -117,12 +117,41 @@ def _create_events(db: Database) -> None:
     db["events"].create_index(["day", "kind", "seq"], index_name="events_day_kind")
 
 
+def _add_wait_estimates(db: Database) -> None:
+    # estimate_min and estimate_max already exist (whole minutes, the printed
+    # range); these hold the point estimate and the two baselines, in minutes.
+    for column in ("estimate", "baseline_queue", "baseline_last"):
+        db["tickets"].add_column(column, float)
+
+
+def _create_counter_sessions(db: Database) -> None:
+    # Append-only: a counter's availability is the state of its latest row that day.
+    db.execute(
+        """
+        CREATE TABLE counter_sessions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            day TEXT NOT NULL,
+            counter INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            at TEXT NOT NULL,
+            reason TEXT,
+            command_id TEXT
+        )
+        """
+    )
+    db["counter_sessions"].create_index(
+        ["day", "counter", "seq"], index_name="counter_sessions_day"
+    )
+
+
 # Applied in order, each in its own transaction; the file's user_version is the
 # number of migrations applied. Append new steps; never edit a released one.
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _create_tickets,
     _create_commands,
     _create_events,
+    _add_wait_estimates,
+    _create_counter_sessions,
 )
 
 
@@ -289,5 +318,102 @@ class Store:
                 ORDER BY events.seq DESC LIMIT ?
                 """,
                 [day, limit],
+            )
+        )
+
+    def last_calls(self, day: str) -> dict[int, str]:
+        """Return the time of each counter's latest call (recalls included) on a day."""
+        rows = self.db.execute(
+            "SELECT counter, MAX(at) FROM events WHERE day = ? AND kind = 'call' GROUP BY counter",
+            [day],
+        )
+        return {int(counter): at for counter, at in rows if counter is not None}
+
+    def call_lanes(self, day: str, counter: int, limit: int) -> list[str]:
+        """Return the lanes of a counter's latest first calls on a day, oldest first."""
+        rows = self.db.execute(
+            """
+            SELECT tickets.lane FROM events JOIN tickets ON tickets.id = events.ticket_id
+            WHERE events.day = ? AND events.kind = 'call' AND events.counter = ?
+              AND COALESCE(json_extract(events.data, '$.recall'), 0) = 0
+            ORDER BY events.seq DESC LIMIT ?
+            """,
+            [day, counter, limit],
+        )
+        return [lane for (lane,) in rows][::-1]
+
+    # Counter sessions -------------------------------------------------------
+
+    def append_session(self, row: dict[str, Any]) -> None:
+        """Record a counter's change of availability."""
+        self.db["counter_sessions"].insert(row)
+
+    def sessions(self, day: str) -> dict[int, dict[str, Any]]:
+        """Return each counter's latest availability row of a day."""
+        rows = self.db.query(
+            "SELECT * FROM counter_sessions WHERE day = ? ORDER BY seq", [day]
+        )
+        return {row["counter"]: row for row in rows}
+
+    def session_rows(self, since_day: str) -> list[dict[str, Any]]:
+        """Return every availability row from a day on, in order."""
+        return list(
+            self.db.query(
+                "SELECT * FROM counter_sessions WHERE day >= ? ORDER BY seq",
+                [since_day],
+            )
+        )
+
+    # History for estimates ------------------------------------------------
+
+    def closed_visits(self, since_day: str, limit: int) -> list[dict[str, Any]]:
+        """Return the latest finished and no-show visits from a day on, newest first."""
+        return list(
+            self.db.query(
+                """
+                SELECT service, lane, counter, status, called_at, served_at, finished_at
+                FROM tickets
+                WHERE day >= ? AND status IN (?, ?) AND called_at IS NOT NULL
+                  AND finished_at IS NOT NULL
+                ORDER BY finished_at DESC LIMIT ?
+                """,
+                [
+                    since_day,
+                    TicketStatus.FINISHED.value,
+                    TicketStatus.NO_SHOW.value,
+                    limit,
+                ],
+            )
+        )
+
+    def last_called(self, day: str, service: str, lane: str) -> dict[str, Any] | None:
+        """Return the ticket of a service and lane that was called last on a day."""
+        rows = list(
+            self.db.query(
+                """
+                SELECT arrived_at, called_at FROM tickets
+                WHERE day = ? AND service = ? AND lane = ? AND called_at IS NOT NULL
+                ORDER BY called_at DESC LIMIT 1
+                """,
+                [day, service, lane],
+            )
+        )
+        return rows[0] if rows else None
+
+    def issued_since(self, day: str, since: str) -> list[dict[str, Any]]:
+        """Return the service and lane of each first visit issued on a day from a moment on."""
+        return list(
+            self.db.query(
+                "SELECT service, lane FROM tickets WHERE day = ? AND visit = 0 AND issued_at >= ?",
+                [day, since],
+            )
+        )
+
+    def day_tickets(self, day: str) -> list[dict[str, Any]]:
+        """Return every visit of a day, in issue order and visit order."""
+        return list(
+            self.db.query(
+                "SELECT * FROM tickets WHERE day = ? ORDER BY issued_at, number, visit",
+                [day],
             )
         )
