@@ -1,0 +1,127 @@
+"""Entry point of the hall display: window settings, office connection and Kivy app.
+
+Kivy is imported only inside run(), after its settings are written, because the
+window reads them once when it is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from broker.client import OfficeClient
+from broker.contract import Role
+from broker.errors import AntreanError
+from broker.site import Display, Site
+
+_LOGGER = logging.getLogger(__name__)
+
+WindowSetting = tuple[str, str, str]
+
+
+class DisplaySetupError(AntreanError):
+    """The display id or window size given at start-up is invalid."""
+
+
+def choose_display(site: Site, device: str | None) -> Display:
+    """Return the display the id names, or the first one the site defines for None."""
+    if not site.displays:
+        raise DisplaySetupError(
+            f"The site file {site.source} defines no display. "
+            'Add a [[displays]] table with id = "hall" and layout = "hall".'
+        )
+    if device is None:
+        return site.displays[0]
+    display = site.display(device)
+    if display is None:
+        known = ", ".join(d.id for d in site.displays)
+        raise DisplaySetupError(
+            f"Display {device!r} is not defined in {site.source}. Use one of: {known}."
+        )
+    return display
+
+
+def window_settings(
+    fullscreen: bool, size: tuple[int, int] | None
+) -> list[WindowSetting]:
+    """Return the kivy.config entries for a full-screen or fixed-size window."""
+    # A mouse right-click must not leave Kivy's multitouch marks on a wall screen.
+    settings = [("input", "mouse", "mouse,disable_multitouch")]
+    if fullscreen:
+        settings.append(("graphics", "fullscreen", "auto"))
+        settings.append(("graphics", "show_cursor", "0"))
+        return settings
+    if size is not None:
+        width, height = size
+        if width < 1 or height < 1:
+            raise DisplaySetupError(
+                f"Window size {width}x{height} is invalid. Give a positive width "
+                "and height in pixels, for example 1920x1080."
+            )
+        settings.append(("graphics", "width", str(width)))
+        settings.append(("graphics", "height", str(height)))
+    return settings
+
+
+def configure_kivy(fullscreen: bool, size: tuple[int, int] | None) -> None:
+    """Write the window settings into kivy.config before any window exists."""
+    # Without this Kivy parses the antrean command line as its own options.
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    from kivy.config import Config
+
+    for section, key, value in window_settings(fullscreen, size):
+        Config.set(section, key, value)
+
+
+def run(
+    site: Site,
+    data_dir: Path,
+    device: str | None,
+    fullscreen: bool,
+    size: tuple[int, int] | None,
+) -> None:
+    """Show the hall display until its window is closed.
+
+    The display keeps nothing on disk, so data_dir is not used.
+    """
+    display = choose_display(site, device)
+    if display.layout != "hall":
+        # NOTE: only the hall layout exists; a counter screen shows it as well.
+        _LOGGER.warning(
+            "Display %s has layout %r; showing the hall layout",
+            display.id,
+            display.layout,
+        )
+    configure_kivy(fullscreen, size)
+
+    from display.controller import DisplayController
+    from display.hall import HallDisplayApp
+
+    controller = DisplayController(site, display.id)
+    client = OfficeClient(
+        site,
+        Role.DISPLAY,
+        display.id,
+        on_state=controller.post_state,
+        on_call=controller.post_call,
+        on_status=controller.post_status,
+        on_link=controller.post_link,
+    )
+    _LOGGER.info(
+        "Starting display %s of %s against %s:%d (data directory %s unused)",
+        display.id,
+        site.id,
+        site.broker.host,
+        site.broker.port,
+        data_dir,
+    )
+    app = HallDisplayApp(controller)
+    # The retained presence then shows operators that the screen itself runs,
+    # not only its connection.
+    app.bind(on_start=lambda _app: client.publish_status({"screen": "running"}))
+    client.start()
+    try:
+        app.run()
+    finally:
+        client.stop()
