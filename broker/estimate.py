@@ -51,6 +51,10 @@ MONTE_CARLO_RUNS = 200
 # of a sum of service times, which keeps an estimate within a few milliseconds.
 MONTE_CARLO_MAX_AHEAD = 25
 RANGE_QUANTILES = (0.10, 0.90)
+# Once this many past tickets have an estimate and a call, the range comes from
+# the quantiles of their errors relative to (estimate + CALIBRATION_SLACK_MINUTES).
+CALIBRATION_MIN_TICKETS = 50
+CALIBRATION_SLACK_MINUTES = 5.0
 _Z90 = statistics.NormalDist().inv_cdf(RANGE_QUANTILES[1])
 
 
@@ -90,6 +94,8 @@ class ServiceModel:
     pools: dict[str, tuple[float, ...]]
     variances: dict[str, float]
     pause_minutes: float
+    # Per lane, the 10th and 90th percentile of (actual - estimate) / (estimate + slack).
+    calibration: dict[Lane, tuple[float, float]]
 
     def mean(self, service: str, counter: int | None = None) -> float:
         """Return the expected minutes of one visit, no-shows included."""
@@ -149,7 +155,13 @@ class Estimator:
         forecast = self._forward(now, today, waiting, target, at_counter, statuses)
         if not math.isfinite(forecast.minutes):
             return WaitEstimate(math.inf, math.inf, math.inf)
-        low, high = _spread(model, forecast, random.Random(target.ticket_id))
+        calibration = model.calibration.get(target.lane)
+        if calibration is not None:
+            scale = forecast.minutes + CALIBRATION_SLACK_MINUTES
+            low = max(forecast.minutes + calibration[0] * scale, 0.0)
+            high = max(forecast.minutes + calibration[1] * scale, 0.0)
+        else:
+            low, high = _spread(model, forecast, random.Random(target.ticket_id))
         return WaitEstimate(forecast.minutes, low, high)
 
     def baselines(
@@ -420,7 +432,30 @@ def learn_model(site: Site, store: Store, today: date) -> ServiceModel:
         pools=pools,
         variances=variances,
         pause_minutes=_pause_minutes(store.session_rows(since)),
+        calibration=_calibration(store.estimated_waits(since, HISTORY_LIMIT)),
     )
+
+
+def _calibration(rows: list[dict[str, Any]]) -> dict[Lane, tuple[float, float]]:
+    """Return per lane the error quantiles of past estimates, where there are enough.
+
+    A lane with too few tickets borrows the quantiles of all lanes together.
+    """
+    errors: dict[Lane, list[float]] = {lane: [] for lane in Lane}
+    for row in rows:
+        actual = _minutes_between(row["issued_at"], row["called_at"])
+        scale = row["estimate"] + CALIBRATION_SLACK_MINUTES
+        errors[Lane(row["lane"])].append((actual - row["estimate"]) / scale)
+    pooled = sorted(e for values in errors.values() for e in values)
+    result: dict[Lane, tuple[float, float]] = {}
+    for lane, values in errors.items():
+        chosen = sorted(values) if len(values) >= CALIBRATION_MIN_TICKETS else pooled
+        if len(chosen) >= CALIBRATION_MIN_TICKETS:
+            result[lane] = (
+                chosen[int(RANGE_QUANTILES[0] * (len(chosen) - 1))],
+                chosen[math.ceil(RANGE_QUANTILES[1] * (len(chosen) - 1))],
+            )
+    return result
 
 
 def _pool(

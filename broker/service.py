@@ -75,8 +75,18 @@ class EngineService:
 
     def _handle_link(self, link: Link) -> None:
         # A client that connects after a broker restart must find state at once.
+        # The snapshot runs wait estimates, so it leaves paho's network thread
+        # free to send the engine's subscriptions first.
         if link is Link.CONNECTED:
+            threading.Thread(
+                target=self._publish_safely, name="engine-connect-state", daemon=True
+            ).start()
+
+    def _publish_safely(self) -> None:
+        try:
             self.publish_state()
+        except Exception:
+            _LOGGER.exception("Could not publish the office state after connecting")
 
     def _beat(self) -> None:
         # The state's timestamp lets displays tell fresh state from stale, so it

@@ -417,3 +417,17 @@ class Store:
                 [day],
             )
         )
+
+    def estimated_waits(self, since_day: str, limit: int) -> list[dict[str, Any]]:
+        """Return the latest first visits with an estimate and a call, newest first."""
+        return list(
+            self.db.query(
+                """
+                SELECT lane, estimate, issued_at, called_at FROM tickets
+                WHERE day >= ? AND visit = 0 AND estimate IS NOT NULL
+                  AND called_at IS NOT NULL AND status != ?
+                ORDER BY called_at DESC LIMIT ?
+                """,
+                [since_day, TicketStatus.NO_SHOW.value, limit],
+            )
+        )
