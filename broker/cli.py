@@ -7,6 +7,9 @@ site file, an unreachable broker) print one line and exit non-zero.
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -14,7 +17,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from broker import contract
 from broker.client import OfficeClient, OfficeUnavailable, new_command_id
@@ -128,6 +133,57 @@ def build_parser() -> argparse.ArgumentParser:
                 help="why, shown to staff (up to 120 characters)",
             )
         sub.set_defaults(handler=cmd_availability, kind=kind)
+
+    simulate = commands.add_parser(
+        "simulate",
+        parents=[common],
+        help="simulate office days of the site through the real engine and score its wait estimates",
+    )
+    simulate.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        metavar="N",
+        help="opening days to simulate (default 1)",
+    )
+    simulate.add_argument(
+        "--seed", type=int, default=1, metavar="S", help="random seed (default 1)"
+    )
+    simulate.add_argument(
+        "--json", action="store_true", help="print the summary as JSON"
+    )
+    simulate.set_defaults(handler=cmd_simulate)
+
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write one day's visits from the database as CSV",
+    )
+    export.add_argument(
+        "--day",
+        required=True,
+        metavar="D",
+        help="the day, as YYYY-MM-DD in the site's zone",
+    )
+    export.add_argument(
+        "--output", type=Path, metavar="FILE", help="CSV file to write; default: stdout"
+    )
+    export.set_defaults(handler=cmd_export)
+
+    replay = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="replay a day log through a fresh engine and score its wait estimates",
+    )
+    replay.add_argument("log", metavar="LOG.csv", type=Path, help="day log (CSV)")
+    replay.add_argument(
+        "--format",
+        choices=("auto", "export", "clinic"),
+        default="auto",
+        help="log format: an `antrean export` file or a clinic export; default: from the header",
+    )
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    replay.set_defaults(handler=cmd_replay)
 
     status = commands.add_parser(
         "status", parents=[common], help="show who waits and who is being served"
@@ -373,6 +429,124 @@ def cmd_availability(args: argparse.Namespace, site: Site, data_dir: Path) -> in
         reason=getattr(args, "reason", None) or None,
     )
     return _send(site, command)
+
+
+def cmd_simulate(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Simulate office days and print the summary."""
+    from tqdm import tqdm
+
+    from broker.simulation import simulate
+
+    if not 1 <= args.days <= 366:
+        raise CliError(f"--days {args.days} is out of range; use 1 to 366.")
+    day_minutes = (
+        datetime.combine(date.min, site.hours.close)
+        - datetime.combine(date.min, site.hours.open)
+    ).total_seconds() / 60
+    show = not args.json and sys.stderr.isatty()
+    with tqdm(
+        total=round(args.days * day_minutes),
+        unit="min",
+        desc="simulated",
+        disable=not show,
+        file=sys.stderr,
+    ) as bar:
+        summary = simulate(site, args.days, args.seed, bar.update)
+    if args.json:
+        print(json.dumps(_simulation_json(summary), indent=2))
+    else:
+        print("\n".join(_format_simulation(summary)))
+    return 0
+
+
+def _simulation_json(summary: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(summary)
+    for counter, use in zip(data["counters"], summary.counters, strict=True):
+        counter["utilisation"] = use.utilisation
+    return data
+
+
+def _format_simulation(summary: Any) -> list[str]:
+    from broker.scoring import format_scores
+
+    lines = [
+        f"{summary.site}: {summary.days} simulated days, seed {summary.seed}",
+        f"tickets {summary.tickets}, no-shows {summary.no_shows}, rejected {summary.rejected}",
+        "",
+        "Waits until the first call (minutes):",
+    ]
+    for waits in summary.waits:
+        lines.append(
+            f"  {waits.lane:<9} {waits.tickets:>5} tickets  p50 {waits.p50:5.1f}"
+            f"  p90 {waits.p90:5.1f}  max {waits.max:5.1f}"
+        )
+    lines += ["", "Counter utilisation (busy / open minutes):"]
+    for use in summary.counters:
+        lines.append(
+            f"  {use.number:>3}  {use.utilisation:5.0%}"
+            f"  ({use.busy_minutes:.0f} / {use.open_minutes:.0f})"
+        )
+    lines += ["", "Wait estimates against actual waits (minutes):"]
+    return lines + format_scores(summary.estimators)
+
+
+def cmd_export(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Write one day's visits as CSV."""
+    from broker.replay import export_day
+    from broker.service import DATABASE_NAME
+    from broker.store import Store
+
+    try:
+        day = date.fromisoformat(args.day).isoformat()
+    except ValueError as exc:
+        raise CliError(
+            f"--day {args.day!r} is not a date; write it as YYYY-MM-DD."
+        ) from exc
+    path = data_dir / DATABASE_NAME
+    if not path.exists():
+        raise CliError(f"No database at {path}; pass the office's --data-dir.")
+    store = Store(path)
+    try:
+        if args.output is None:
+            rows = export_day(store, site, day, sys.stdout)
+        else:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                rows = export_day(store, site, day, out)
+    finally:
+        store.close()
+    _LOGGER.info("Exported %d visits of %s", rows, day)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Replay a day log through a fresh engine and print the estimate scores."""
+    from broker.clinic import is_clinic_header, read_clinic
+    from broker.replay import iter_lines, read_log, replay
+    from broker.scoring import format_scores
+
+    lines = list(iter_lines(args.log))
+    header = next(csv.reader(lines[:1]), [])
+    clinic = args.format == "clinic" or (
+        args.format == "auto" and is_clinic_header(header)
+    )
+    if clinic:
+        site, visits = read_clinic(lines, str(args.log))
+    else:
+        visits = read_log(lines, str(args.log))
+    summary = replay(site, visits)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(summary), indent=2))
+        return 0
+    print(
+        f"{args.log}: {summary.days} days, {summary.tickets} tickets called, "
+        f"{summary.skipped_steps} steps skipped"
+    )
+    for waits in summary.waits:
+        print(
+            f"  {waits.lane:<9} p50 {waits.p50:5.1f}  p90 {waits.p90:5.1f}  max {waits.max:5.1f}"
+        )
+    print("\n".join(format_scores(summary.estimators)))
+    return 0
 
 
 def cmd_status(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
