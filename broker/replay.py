@@ -71,7 +71,7 @@ class Visit:
 
 @dataclass(frozen=True)
 class ReplaySummary:
-    """What `antrean replay` prints."""
+    """The summary `antrean replay` prints."""
 
     days: int
     tickets: int

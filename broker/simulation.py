@@ -67,7 +67,7 @@ class CounterUse:
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    """What `antrean simulate` prints."""
+    """The summary `antrean simulate` prints."""
 
     site: str
     days: int
