@@ -264,14 +264,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_up(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
     """Start the broker and the engine, and the three apps unless headless."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    mosquitto = ensure_broker(site.broker, data_dir / "mosquitto")
-    service = EngineService(site, data_dir)
-    children: list[subprocess.Popen[bytes]] = []
+    # Handlers first, so a stop request during start-up still cleans up.
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mosquitto = ensure_broker(site.broker, data_dir / "mosquitto")
+    service: EngineService | None = None
+    children: list[subprocess.Popen[bytes]] = []
     try:
+        service = EngineService(site, data_dir)
         service.start()
         if not service.wait_connected(CONNECT_TIMEOUT_S * 2):
             raise CliError(
@@ -294,7 +296,8 @@ def cmd_up(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
     finally:
         for child in children:
             _stop_child(child)
-        service.stop()
+        if service is not None:
+            service.stop()
         if mosquitto is not None:
             mosquitto.stop()
     return 0

@@ -91,6 +91,7 @@ class OfficeClient:
         self._pending: dict[bytes, Future[Reply]] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._awaiting_grants: set[int] = set()
         self._handlers: dict[str, Handler] = {self.reply_topic: self._handle_reply}
         if on_state:
             self._handlers[self.topics.state] = _decoding(
@@ -116,6 +117,7 @@ class OfficeClient:
             self._status_topic, self._status_payload(False, {}), qos=1, retain=True
         )
         client.on_connect = self._handle_connect
+        client.on_subscribe = self._handle_subscribe
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         return client
@@ -267,20 +269,40 @@ class OfficeClient:
         if reason.is_failure:
             _LOGGER.warning("Broker refused %s: %s", self.client_id, reason)
             return
-        # Subscribing here restores every subscription after a reconnect.
-        for topic_filter in self._handlers:
-            client.subscribe(topic_filter, qos=1)
+        # Subscribing here restores every subscription after a reconnect. The
+        # client counts as connected once the broker has granted them all, so
+        # nothing published to it in the meantime is missed.
+        with self._lock:
+            self._awaiting_grants = {
+                client.subscribe(topic_filter, qos=1)[1] for topic_filter in self._handlers
+            }
         client.publish(
             self._status_topic, self._status_payload(True, {}), qos=1, retain=True
         )
-        self._connected.set()
-        _LOGGER.info(
-            "%s connected to %s:%d",
-            self.client_id,
-            self.site.broker.host,
-            self.site.broker.port,
-        )
-        self._set_link(Link.CONNECTED)
+
+    def _handle_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[Any],
+        properties: Any,
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                _LOGGER.warning("Broker refused a subscription of %s: %s", self.client_id, reason)
+        with self._lock:
+            self._awaiting_grants.discard(mid)
+            complete = not self._awaiting_grants
+        if complete and not self._connected.is_set():
+            self._connected.set()
+            _LOGGER.info(
+                "%s connected to %s:%d",
+                self.client_id,
+                self.site.broker.host,
+                self.site.broker.port,
+            )
+            self._set_link(Link.CONNECTED)
 
     def _handle_disconnect(
         self,
