@@ -15,13 +15,10 @@ from counter.controller import CounterController
 
 @pytest.fixture
 def kiosk(office) -> Iterator[OfficeClient]:
-    """A kiosk's OfficeClient connected to the test office, once the engine listens.
+    """A kiosk's OfficeClient connected to the test office.
 
-    The engine's OfficeClient reports itself connected once it has sent its
-    subscriptions, before Mosquitto confirms them, and Mosquitto drops a
-    command that arrives before the subscription. The engine publishes its
-    retained online status after subscribing, on the same connection, so
-    receiving that status means the subscription is in place.
+    The fixture returns once the kiosk has received the engine's retained
+    online status, as the counter controller requires before it sends.
     """
     engine_online = threading.Event()
 
