@@ -7,10 +7,12 @@ data directory and starts Mosquitto with it.
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -26,6 +28,7 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 # Commands and replies are small; a larger payload is a bug or an attack.
 MESSAGE_SIZE_LIMIT = 64 * 1024
+_PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(AntreanError):
@@ -114,6 +117,13 @@ class MosquittoProcess:
         _LOGGER.info("Stopped Mosquitto (pid %d)", self.process.pid)
 
 
+def _stop_with_parent() -> None:
+    # Runs in the child before exec: Linux sends it SIGTERM when the process
+    # that started it dies, even by SIGKILL, so no broker outlives its office.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_mosquitto(address: BrokerAddress, directory: Path) -> MosquittoProcess:
     """Write the config and start Mosquitto; return once it accepts connections."""
     executable = find_mosquitto()
@@ -125,6 +135,7 @@ def start_mosquitto(address: BrokerAddress, directory: Path) -> MosquittoProcess
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_stop_with_parent,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -46,7 +46,11 @@ def headless(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             pytest.fail(f"antrean up did not start: {(tmp_path / 'up.log').read_text()}")
         time.sleep(0.05)
     yield site_file, data_dir
-    if process.poll() is None:
+    # SIGTERM lets antrean up stop the Mosquitto it started.
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
     log.close()
