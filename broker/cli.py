@@ -269,7 +269,7 @@ def cmd_up(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     data_dir.mkdir(parents=True, exist_ok=True)
-    mosquitto = ensure_broker(site.broker, data_dir / "mosquitto")
+    mosquitto = ensure_broker(site, data_dir)
     service: EngineService | None = None
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -350,23 +350,31 @@ def cmd_app(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
 # Thin clients --------------------------------------------------------------------
 
 
-def _connect(site: Site, **callbacks: Callable[..., None]) -> OfficeClient:
+def _connect(site: Site, data_dir: Path, **callbacks: Callable[..., None]) -> OfficeClient:
     unreachable = OfficeUnavailable(
         f"Cannot reach the office broker at {site.broker.host}:{site.broker.port}. "
         "Start the office with `antrean up` first."
     )
     if not is_listening(site.broker):
         raise unreachable
-    client = OfficeClient(site, Role.OPERATOR, f"cli-{os.getpid()}", **callbacks)
+    client = OfficeClient(
+        site, Role.OPERATOR, f"cli-{os.getpid()}", data_dir=data_dir, **callbacks
+    )
     client.start()
     if not client.wait_connected(CONNECT_TIMEOUT_S):
         client.stop()
+        if client.refusal:
+            raise OfficeUnavailable(
+                f"The broker at {site.broker.host}:{site.broker.port} rejected the "
+                f"operator login ({client.refusal}). Pass the office's --data-dir, "
+                "whose credentials folder holds that login."
+            )
         raise unreachable
     return client
 
 
-def _send(site: Site, command: Command) -> int:
-    client = _connect(site)
+def _send(site: Site, data_dir: Path, command: Command) -> int:
+    client = _connect(site, data_dir)
     try:
         reply = client.request(command)
     finally:
@@ -401,12 +409,12 @@ def cmd_ticket(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
         service=service,
         category=args.priority,
     )
-    return _send(site, command)
+    return _send(site, data_dir, command)
 
 
 def cmd_counter_action(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
     """Send next, recall, no-show or finish for a counter."""
-    return _send(site, Command(args.kind, new_command_id("cli"), counter=args.counter))
+    return _send(site, data_dir, Command(args.kind, new_command_id("cli"), counter=args.counter))
 
 
 def cmd_transfer(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
@@ -420,7 +428,7 @@ def cmd_transfer(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
         to_service=args.service.upper() if args.service else None,
         to_counter=args.to_counter,
     )
-    return _send(site, command)
+    return _send(site, data_dir, command)
 
 
 def cmd_availability(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
@@ -431,7 +439,7 @@ def cmd_availability(args: argparse.Namespace, site: Site, data_dir: Path) -> in
         counter=args.counter,
         reason=getattr(args, "reason", None) or None,
     )
-    return _send(site, command)
+    return _send(site, data_dir, command)
 
 
 def cmd_simulate(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
@@ -561,7 +569,7 @@ def cmd_status(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
         states.append(state)
         received.set()
 
-    client = _connect(site, on_state=keep)
+    client = _connect(site, data_dir, on_state=keep)
     try:
         if not received.wait(CONNECT_TIMEOUT_S):
             raise OfficeUnavailable(

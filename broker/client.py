@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 import uuid
+from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -35,6 +36,7 @@ from broker.contract import (
     Topics,
 )
 from broker.errors import AntreanError
+from broker.security import SecurityError, load_credentials, tls_ca_path, username_for
 from broker.site import Site
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,19 +77,30 @@ class OfficeClient:
         on_status: Callable[[DeviceStatus], None] | None = None,
         on_link: Callable[[Link], None] | None = None,
         persistent_session: bool = False,
+        data_dir: Path | None = None,
     ) -> None:
+        """Connect as a device of the site; its credentials come from data_dir.
+
+        Without credentials in data_dir (or without data_dir) the client
+        connects anonymously, which a broker written by antrean rejects.
+        """
         self.site = site
         self.role = role
         self.device = device
         self.topics = Topics(site.id)
         self.link = Link.DISCONNECTED
         self._stopping = False
+        # Why the broker last rejected the connection (bad credentials, …), if it did.
+        self.refusal: str | None = None
         self._on_link = on_link
         self._persistent = persistent_session
         # A persistent session needs a stable client id so the broker keeps its queue.
         suffix = "" if persistent_session else f"-{uuid.uuid4().hex[:8]}"
         self.client_id = f"{role.value}-{device}{suffix}"
-        self.reply_topic = self.topics.reply(self.client_id)
+        self.username = username_for(role, device)
+        self.credentials = load_credentials(data_dir, role, device) if data_dir else None
+        self.tls_ca = tls_ca_path(data_dir) if data_dir and site.broker.tls_port else None
+        self.reply_topic = self.topics.reply(self.username, self.client_id)
         self._pending: dict[bytes, Future[Reply]] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
@@ -112,6 +125,16 @@ class OfficeClient:
             protocol=mqtt.MQTTv5,
         )
         client.reconnect_delay_set(min_delay=1, max_delay=4)
+        if self.credentials is not None:
+            client.username_pw_set(self.credentials.username, self.credentials.password)
+        if self._uses_tls:
+            if self.tls_ca is None or not self.tls_ca.exists():
+                raise SecurityError(
+                    f"the broker at {self.site.broker.tls_host}:{self.site.broker.tls_port} "
+                    f"uses TLS but its CA certificate {self.tls_ca} is missing. Copy "
+                    "tls/ca.crt from the office PC's data directory."
+                )
+            client.tls_set(ca_certs=str(self.tls_ca))
         client.max_queued_messages_set(1000)
         client.will_set(
             self._status_topic, self._status_payload(False, {}), qos=1, retain=True
@@ -121,6 +144,19 @@ class OfficeClient:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         return client
+
+    @property
+    def _uses_tls(self) -> bool:
+        # The engine runs beside the broker and always takes the loopback listener.
+        return bool(self.site.broker.tls_port) and self.role is not Role.ENGINE
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host and port this client connects to."""
+        broker = self.site.broker
+        if self._uses_tls:
+            return broker.tls_host, broker.tls_port
+        return broker.host, broker.port
 
     @property
     def _status_topic(self) -> str:
@@ -143,9 +179,10 @@ class OfficeClient:
         if self._persistent:
             properties.SessionExpiryInterval = 24 * 3600
         self._set_link(Link.CONNECTING)
+        host, port = self.address
         self._mqtt.connect_async(
-            self.site.broker.host,
-            self.site.broker.port,
+            host,
+            port,
             keepalive=KEEPALIVE_S,
             clean_start=not self._persistent,
             properties=properties,
@@ -267,8 +304,10 @@ class OfficeClient:
         properties: Any,
     ) -> None:
         if reason.is_failure:
-            _LOGGER.warning("Broker refused %s: %s", self.client_id, reason)
+            self.refusal = str(reason)
+            _LOGGER.warning("Broker rejected %s: %s", self.client_id, reason)
             return
+        self.refusal = None
         # Subscribing here restores every subscription after a reconnect. The
         # client counts as connected once the broker has granted them all, so
         # nothing published to it in the meantime is missed.
@@ -299,8 +338,7 @@ class OfficeClient:
             _LOGGER.info(
                 "%s connected to %s:%d",
                 self.client_id,
-                self.site.broker.host,
-                self.site.broker.port,
+                *self.address,
             )
             self._set_link(Link.CONNECTED)
 

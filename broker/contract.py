@@ -82,6 +82,7 @@ class ErrorCode(StrEnum):
     NO_CURRENT_TICKET = "no_current_ticket"
     NOT_SERVED = "not_served"
     UNAVAILABLE = "unavailable"
+    FORBIDDEN = "forbidden"
     UNKNOWN_TICKET = "unknown_ticket"
 
 
@@ -107,9 +108,12 @@ class Topics:
         """Return the topic a device sends its commands to."""
         return f"{self.root}/cmd/{role.value}/{device}"
 
-    def reply(self, client_id: str) -> str:
-        """Return the response topic of one client connection."""
-        return f"{self.root}/reply/{client_id}"
+    def reply(self, username: str, client_id: str) -> str:
+        """Return the response topic of one client connection.
+
+        The broker ACL lets each username read only replies under its own name.
+        """
+        return f"{self.root}/reply/{username}/{client_id}"
 
     def status(self, role: Role, device: str) -> str:
         """Return the retained online/offline topic of a device."""

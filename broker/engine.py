@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from broker import contract
-from broker.commands import Handler, Rejected, Source, counters, tickets
+from broker.commands import Handler, Rejected, Source, authorize, counters, tickets
 from broker.contract import (
     CallEvent,
     Command,
@@ -111,6 +111,7 @@ class Engine:
             with self.store.transaction():
                 self._close_earlier_days(now)
                 try:
+                    authorize(source, command)
                     reply, calls = HANDLERS[command.kind](self, command, source, now)
                 except Rejected as rejected:
                     reply = Reply(

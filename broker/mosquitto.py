@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.errors import AntreanError
-from broker.site import BrokerAddress
+from broker.security import tls_ca_path, write_access_files
+from broker.site import BrokerAddress, Site
+from broker.tls import create_certificates
 
 _LOGGER = logging.getLogger(__name__)
 
+BROKER_DIR = "mosquitto"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 # Commands and replies are small; a larger payload is a bug or an attack.
@@ -58,17 +61,38 @@ def is_listening(address: BrokerAddress, timeout: float = 0.5) -> bool:
         return False
 
 
-def write_config(address: BrokerAddress, directory: Path) -> Path:
-    """Write mosquitto.conf for the office into a directory and return its path."""
+def write_config(site: Site, data_dir: Path) -> Path:
+    """Write mosquitto.conf, the password file and the ACL; return the config's path.
+
+    Everything goes under data_dir/mosquitto. Anonymous clients are rejected:
+    each device connects with its own credentials from data_dir/credentials.
+    """
+    address = site.broker
+    directory = data_dir / BROKER_DIR
     directory.mkdir(parents=True, exist_ok=True)
     persistence = directory / "persistence"
     persistence.mkdir(exist_ok=True)
+    password_file, acl_file = write_access_files(site, data_dir, directory)
     lines = [
         "# Written by antrean from the site file; changes here are overwritten.",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {password_file}",
+        f"acl_file {acl_file}",
         f"listener {address.port} {address.host}",
-        # NOTE: anonymous clients are allowed; per-device credentials and ACLs
-        # are not written yet.
-        "allow_anonymous true",
+    ]
+    if address.tls_port:
+        certificates = tls_ca_path(data_dir).parent
+        if not (certificates / "server.crt").exists():
+            create_certificates(site, data_dir)
+        lines += [
+            f"listener {address.tls_port} {address.tls_host}",
+            f"cafile {certificates / 'ca.crt'}",
+            f"certfile {certificates / 'server.crt'}",
+            f"keyfile {certificates / 'server.key'}",
+            "tls_version tlsv1.2",
+        ]
+    lines += [
         "persistence true",
         f"persistence_location {persistence}/",
         "autosave_interval 30",
@@ -124,11 +148,12 @@ def _stop_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_mosquitto(address: BrokerAddress, directory: Path) -> MosquittoProcess:
+def start_mosquitto(site: Site, data_dir: Path) -> MosquittoProcess:
     """Write the config and start Mosquitto; return once it accepts connections."""
     executable = find_mosquitto()
-    config = write_config(address, directory)
-    log_path = directory / "mosquitto.log"
+    address = site.broker
+    config = write_config(site, data_dir)
+    log_path = config.parent / "mosquitto.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [executable, "-c", str(config)],
@@ -160,8 +185,12 @@ def start_mosquitto(address: BrokerAddress, directory: Path) -> MosquittoProcess
     )
 
 
-def ensure_broker(address: BrokerAddress, directory: Path) -> MosquittoProcess | None:
-    """Use the broker already at the address, or start one; None means one was already there."""
+def ensure_broker(site: Site, data_dir: Path) -> MosquittoProcess | None:
+    """Use the broker already at the site's address, or start one.
+
+    Returns None when a broker was already listening there.
+    """
+    address = site.broker
     if is_listening(address):
         _LOGGER.info(
             "Using the MQTT broker already listening on %s:%d",
@@ -169,4 +198,4 @@ def ensure_broker(address: BrokerAddress, directory: Path) -> MosquittoProcess |
             address.port,
         )
         return None
-    return start_mosquitto(address, directory)
+    return start_mosquitto(site, data_dir)

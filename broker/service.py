@@ -41,6 +41,7 @@ class EngineService:
             site.id,
             on_link=self._handle_link,
             persistent_session=True,
+            data_dir=data_dir,
         )
         self.client.subscribe(self.client.topics.commands, self._handle_command)
         self._stop = threading.Event()

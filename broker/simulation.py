@@ -180,7 +180,10 @@ class Simulation:
         self._tick(state)
         self._ids += 1
         command = Command(kind, f"sim-{self._ids}", **fields)
-        return self.engine.handle(command, KIOSK).reply
+        # Each command comes from the device that would send it in an office.
+        counter = fields.get("counter")
+        source = KIOSK if counter is None else Source(Role.COUNTER, str(counter))
+        return self.engine.handle(command, source).reply
 
     def _arrivals(self, state: _Day) -> Generator[simpy.Event, Any, None]:
         profile = self.profile

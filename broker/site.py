@@ -149,10 +149,16 @@ class Display:
 
 @dataclass(frozen=True)
 class BrokerAddress:
-    """Where the office's MQTT broker listens."""
+    """Where the office's MQTT broker listens.
+
+    host and port are the plain listener, meant for loopback; tls_host and
+    tls_port, when set, a TLS listener for the other machines of the office.
+    """
 
     host: str = "127.0.0.1"
     port: int = 1883
+    tls_host: str = ""
+    tls_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -207,8 +213,8 @@ class Site:
         return next((d for d in self.displays if d.id == display_id), None)
 
     def with_broker(self, host: str, port: int) -> Site:
-        """Return a copy of the site that uses another broker address."""
-        return dataclasses.replace(self, broker=BrokerAddress(host, port))
+        """Return a copy of the site whose plain listener is at another address."""
+        return dataclasses.replace(self, broker=dataclasses.replace(self.broker, host=host, port=port))
 
 
 class _Table:
@@ -449,9 +455,15 @@ def _parse_hours(table: _Table) -> OpeningHours:
 
 
 def _parse_broker(table: _Table) -> BrokerAddress:
+    tls_port = table.number("tls_port", int, 0, 65535, 0)
+    tls_host = table.text("tls_host", "")
+    if tls_port and not tls_host:
+        table.fail("tls_host", "is missing", "Set tls_host to this PC's address on the office network.")
     return BrokerAddress(
         host=table.text("host", "127.0.0.1"),
         port=table.number("port", int, 1, 65535, 1883),
+        tls_host=tls_host,
+        tls_port=tls_port,
     )
 
 

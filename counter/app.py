@@ -65,19 +65,18 @@ def run(
     """Run the counter terminal until its window closes.
 
     `device` is the counter number as text, and None shows the counter picker.
-    The counter keeps no local data, so `data_dir` is not used.
+    The counter keeps no local data; `data_dir` holds its broker credentials.
     """
     number = parse_counter(site, device)
     configure_window(fullscreen, size)
     from counter.terminal import CounterApp
 
     _LOGGER.info(
-        "Starting the counter terminal of %s (counter %s, data dir %s unused)",
+        "Starting the counter terminal of %s (counter %s)",
         site.id,
         "picker" if number is None else number,
-        data_dir,
     )
-    app = CounterApp(site, number)
+    app = CounterApp(site, number, data_dir)
     _stop_on_sigterm(app)
     try:
         app.run()

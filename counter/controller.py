@@ -10,6 +10,7 @@ import time
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 from kivy.clock import Clock
 from kivy.event import EventDispatcher
@@ -162,9 +163,17 @@ class CounterController(EventDispatcher):
     # The note under each button title: its keys, "\u2026" while pending, or Offline.
     action_hints = DictProperty({kind.value: "" for kind in ACTIONS})
 
-    def __init__(self, site: Site, counter: Counter, **kwargs: object) -> None:
+    def __init__(
+        self,
+        site: Site,
+        counter: Counter,
+        data_dir: Path | None = None,
+        **kwargs: object,
+    ) -> None:
+        """Drive one counter; its credentials are read from data_dir."""
         super().__init__(**kwargs)
         self.site = site
+        self.data_dir = data_dir
         self.counter = counter
         self.counter_name = counter.name
         self.repeat_guard_s = REPEAT_GUARD_S
@@ -190,6 +199,7 @@ class CounterController(EventDispatcher):
             on_state=self.receive_state,
             on_status=self.receive_status,
             on_link=self.receive_link,
+            data_dir=self.data_dir,
         )
         _LOGGER.info(
             "Counter %d connecting to %s:%d",

@@ -7,6 +7,7 @@ counter.work does, so they are imported after the graphics config is set.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from kivy.app import App
 from kivy.uix.screenmanager import NoTransition, ScreenManager
@@ -20,9 +21,16 @@ _LOGGER = logging.getLogger(__name__)
 class CounterApp(App):
     """The App of one counter terminal, starting at the picker without a number."""
 
-    def __init__(self, site: Site, counter_number: int | None, **kwargs: object):
+    def __init__(
+        self,
+        site: Site,
+        counter_number: int | None,
+        data_dir: Path | None = None,
+        **kwargs: object,
+    ):
         super().__init__(**kwargs)
         self.site = site
+        self.data_dir = data_dir
         self.counter_number = counter_number
         self.controller: CounterController | None = None
         self.manager: ScreenManager | None = None
@@ -53,7 +61,7 @@ class CounterApp(App):
                 "Counter %d is already open", self.controller.counter.number
             )
             return
-        self.controller = CounterController(self.site, counter)
+        self.controller = CounterController(self.site, counter, self.data_dir)
         self.work_screen = WorkScreen(controller=self.controller, name="work")
         self.manager.add_widget(self.work_screen)
         self.manager.current = "work"

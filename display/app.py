@@ -83,7 +83,7 @@ def run(
 ) -> None:
     """Show the hall display until its window is closed.
 
-    The display keeps nothing on disk, so data_dir is not used.
+    The display keeps nothing on disk; data_dir holds its broker credentials.
     """
     display = choose_display(site, device)
     if display.layout != "hall":
@@ -107,14 +107,13 @@ def run(
         on_call=controller.post_call,
         on_status=controller.post_status,
         on_link=controller.post_link,
+        data_dir=data_dir,
     )
     _LOGGER.info(
-        "Starting display %s of %s against %s:%d (data directory %s unused)",
+        "Starting display %s of %s against %s:%d",
         display.id,
         site.id,
-        site.broker.host,
-        site.broker.port,
-        data_dir,
+        *client.address,
     )
     app = HallDisplayApp(controller)
     # The retained presence then shows operators that the screen itself runs,

@@ -194,6 +194,7 @@ class KioskController(EventDispatcher):
             kiosk.id,
             on_state=self._receive_state,
             on_link=self._receive_link,
+            data_dir=data_dir,
         )
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"kiosk-{kiosk.id}"

@@ -6,8 +6,9 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,8 @@ os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
+from broker.client import OfficeClient  # noqa: E402
+from broker.contract import Role  # noqa: E402
 from broker.mosquitto import MosquittoProcess, start_mosquitto  # noqa: E402
 from broker.service import EngineService  # noqa: E402
 from broker.site import Site, load_site  # noqa: E402
@@ -42,21 +45,34 @@ class Office:
     data_dir: Path
     broker: MosquittoProcess
     engine: EngineService
+    clients: list[OfficeClient] = field(default_factory=list)
+
+    def client(self, role: Role, device: str, **options: Any) -> OfficeClient:
+        """Connect a client with the device's own credentials; stopped at teardown."""
+        client = OfficeClient(self.site, role, device, data_dir=self.data_dir, **options)
+        client.start()
+        if not client.wait_connected(10):
+            client.stop()
+            raise RuntimeError(f"{role.value} {device} did not connect to the test broker")
+        self.clients.append(client)
+        return client
 
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[tuple[Site, MosquittoProcess]]:
-    """Start a Mosquitto of its own for one test, through the code `antrean up` uses."""
+    """Start a Mosquitto of its own for one test, through the code `antrean up` uses.
+
+    Its password file and ACL are written from the site file, and the devices'
+    credentials land in tmp_path/data, the data directory the engine uses too.
+    """
     site = load_site().with_broker("127.0.0.1", free_port())
-    process = start_mosquitto(site.broker, tmp_path / "mosquitto")
+    process = start_mosquitto(site, tmp_path / "data")
     yield site, process
     process.stop()
 
 
 @pytest.fixture
-def office(
-    mosquitto: tuple[Site, MosquittoProcess], tmp_path: Path
-) -> Iterator[Office]:
+def office(mosquitto: tuple[Site, MosquittoProcess], tmp_path: Path) -> Iterator[Office]:
     """Run the Lebong site's engine against the test's own Mosquitto."""
     site, process = mosquitto
     data_dir = tmp_path / "data"
@@ -64,7 +80,10 @@ def office(
     engine.start()
     if not engine.wait_connected(10):
         raise RuntimeError("the engine did not connect to the test broker")
-    yield Office(site, data_dir, process, engine)
+    running = Office(site, data_dir, process, engine)
+    yield running
+    for client in running.clients:
+        client.stop()
     engine.stop()
 
 

@@ -86,9 +86,9 @@ def test_rejected_command_exits_non_zero(headless: tuple[Path, Path]) -> None:
 
 def test_plain_status_lists_counters(headless: tuple[Path, Path]) -> None:
     site_file, data_dir = headless
-    antrean("ticket", "C", "--site", str(site_file))
+    antrean("ticket", "C", "--site", str(site_file), "--data-dir", str(data_dir))
 
-    result = antrean("status", "--site", str(site_file))
+    result = antrean("status", "--site", str(site_file), "--data-dir", str(data_dir))
 
     assert result.returncode == 0
     assert "Loket 4" in result.stdout
@@ -115,6 +115,16 @@ def test_up_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert "Stopped Mosquitto" in stderr
     assert not is_listening(site.broker)
+
+
+def test_client_without_credentials_is_rejected(headless: tuple[Path, Path], tmp_path: Path) -> None:
+    site_file, _ = headless
+
+    result = antrean("ticket", "A", "--site", str(site_file), "--data-dir", str(tmp_path / "elsewhere"))
+
+    assert result.returncode == 1
+    assert "rejected the operator login" in result.stderr
+    assert "--data-dir" in result.stderr
 
 
 def test_client_without_office_says_how_to_start_it(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from broker.site import Lane, load_site
 from broker.store import Store
 
 KIOSK = Source(Role.KIOSK, "kiosk-1")
-COUNTER = Source(Role.COUNTER, "2")
+OPERATOR = Source(Role.OPERATOR, "admin")
 
 
 class Clock:
@@ -57,9 +57,8 @@ def issue(engine: Engine, service: str = "A", category: str | None = None) -> st
 
 
 def act(engine: Engine, kind: CommandKind, counter: int = 2, **fields: object):
-    return engine.handle(
-        Command(kind, f"c{next(_ids)}", counter=counter, **fields), COUNTER
-    )
+    command = Command(kind, f"c{next(_ids)}", counter=counter, **fields)
+    return engine.handle(command, Source(Role.COUNTER, str(counter)))
 
 
 def test_numbers_run_per_service(engine: Engine) -> None:
@@ -112,8 +111,8 @@ def test_repeated_command_id_is_applied_once(engine: Engine) -> None:
     issue(engine, "A")
     command = Command(CommandKind.NEXT, "same-id", counter=2)
 
-    first = engine.handle(command, COUNTER)
-    second = engine.handle(command, COUNTER)
+    first = engine.handle(command, OPERATOR)
+    second = engine.handle(command, OPERATOR)
 
     assert first.reply == second.reply
     assert second.repeat
@@ -230,7 +229,7 @@ def test_rejected_command_changes_no_ticket(
     issue(engine, "A")
     before = list(engine.store.db.query("SELECT * FROM tickets"))
 
-    outcome = engine.handle(command, KIOSK)
+    outcome = engine.handle(command, OPERATOR)
 
     assert outcome.reply.error is code
     assert list(engine.store.db.query("SELECT * FROM tickets")) == before
@@ -290,3 +289,22 @@ def test_database_failure_changes_nothing(engine: Engine) -> None:
     assert outcome.reply.error is ErrorCode.UNAVAILABLE
     assert engine.store.stored_reply("while-broken") is None
     assert engine.store.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "command"),
+    [
+        (KIOSK, Command(CommandKind.NEXT, "k-next", counter=2)),
+        (Source(Role.COUNTER, "3"), Command(CommandKind.NEXT, "c3-next-2", counter=2)),
+        (Source(Role.COUNTER, "3"), Command(CommandKind.ISSUE_TICKET, "c3-issue", service="A")),
+        (Source(Role.DISPLAY, "hall"), Command(CommandKind.FINISH, "d-finish", counter=2)),
+    ],
+)
+def test_role_may_not_act_for_another(engine: Engine, source: Source, command: Command) -> None:
+    issue(engine, "A")
+
+    outcome = engine.handle(command, source)
+
+    assert outcome.reply.error is ErrorCode.FORBIDDEN
+    assert engine.snapshot().service("A").waiting_normal == 1
+    assert engine.snapshot().service("A").issued == 1

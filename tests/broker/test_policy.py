@@ -33,7 +33,8 @@ from broker.site import (
 from broker.store import Store, timestamp
 
 KIOSK = Source(Role.KIOSK, "kiosk-1")
-OFFICER = Source(Role.COUNTER, "1")
+# Drives every counter of the site, as the operator login may.
+OFFICER = Source(Role.OPERATOR, "officer")
 # 09:00 in Lebong (UTC+7).
 START = datetime(2026, 12, 4, 2, 0, tzinfo=UTC)
 

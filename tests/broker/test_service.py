@@ -16,6 +16,7 @@ from paho.mqtt.properties import Properties
 
 from broker import contract
 from broker.client import OfficeClient, OfficeUnavailable, new_command_id
+from broker.security import load_credentials
 from broker.contract import (
     CallEvent,
     Command,
@@ -44,7 +45,7 @@ def connect(office: Office) -> Iterator[Callable[..., OfficeClient]]:
     def make(
         role: Role = Role.KIOSK, device: str = "kiosk-1", **callbacks
     ) -> OfficeClient:
-        client = OfficeClient(office.site, role, device, **callbacks)
+        client = OfficeClient(office.site, role, device, data_dir=office.data_dir, **callbacks)
         client.start()
         assert client.wait_connected(5), "client did not connect to the test broker"
         clients.append(client)
@@ -123,7 +124,8 @@ def test_call_event_reaches_display(connect) -> None:
     kiosk = connect()
     issue(kiosk, "A", category="lansia")
 
-    kiosk.request(Command(CommandKind.NEXT, new_command_id("n"), counter=1))
+    counter = connect(Role.COUNTER, "1")
+    counter.request(Command(CommandKind.NEXT, new_command_id("n"), counter=1))
 
     call = calls.get(timeout=5)
     assert call.ticket.label == "A-001"
@@ -152,26 +154,22 @@ def test_malformed_command_gets_error_and_changes_nothing(
     issue(kiosk)
     before = list(office.engine.store.db.query("SELECT * FROM tickets"))
     replies: queue.Queue[Reply] = queue.Queue()
-    raw = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5
-    )
+    credentials = load_credentials(office.data_dir, Role.KIOSK, "kiosk-1")
+    reply_topic = kiosk.topics.reply(credentials.username, "raw-test")
+    raw = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    raw.username_pw_set(credentials.username, credentials.password)
     raw.on_message = lambda client, userdata, message: replies.put(
         contract.decode_reply(message.payload)
     )
     raw.connect(office.site.broker.host, office.site.broker.port)
     raw.loop_start()
     try:
-        raw.subscribe("test/replies", qos=1)[0]
-        time.sleep(0.1)
+        raw.subscribe(reply_topic, qos=1)
+        time.sleep(0.2)
         properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = "test/replies"
+        properties.ResponseTopic = reply_topic
         properties.CorrelationData = b"1"
-        raw.publish(
-            kiosk.topics.command(Role.KIOSK, "kiosk-1"),
-            payload,
-            qos=1,
-            properties=properties,
-        )
+        raw.publish(kiosk.topics.command(Role.KIOSK, "kiosk-1"), payload, qos=1, properties=properties)
 
         reply = replies.get(timeout=5)
     finally:
@@ -197,7 +195,7 @@ def test_request_without_engine_fails_plainly(connect, office: Office) -> None:
 
 
 def test_command_while_offline_is_not_queued(office: Office) -> None:
-    client = OfficeClient(office.site, Role.KIOSK, "kiosk-1")
+    client = OfficeClient(office.site, Role.KIOSK, "kiosk-1", data_dir=office.data_dir)
 
     future = client.send(
         Command(CommandKind.ISSUE_TICKET, new_command_id("t"), service="A")
@@ -208,15 +206,15 @@ def test_command_while_offline_is_not_queued(office: Office) -> None:
     assert office.engine.engine.snapshot().service("A").issued == 0
 
 
-def test_device_presence_and_last_will(connect) -> None:
+def test_device_presence_and_last_will(connect, office: Office) -> None:
     statuses: queue.Queue[contract.DeviceStatus] = queue.Queue()
     connect(Role.COUNTER, "1", on_status=statuses.put)
-    kiosk = OfficeClient(connect().site, Role.KIOSK, "kiosk-9")
+    kiosk = OfficeClient(office.site, Role.KIOSK, "kiosk-2", data_dir=office.data_dir)
     kiosk.start()
     assert kiosk.wait_connected(5)
 
     assert wait_for(
-        lambda: any(s.device == "kiosk-9" and s.online for s in list(statuses.queue))
+        lambda: any(s.device == "kiosk-2" and s.online for s in list(statuses.queue))
     )
     # Drop the socket without a goodbye, as a crash or a pulled cable would.
     kiosk._mqtt.socket().close()
@@ -224,7 +222,7 @@ def test_device_presence_and_last_will(connect) -> None:
 
     assert wait_for(
         lambda: any(
-            s.device == "kiosk-9" and not s.online for s in list(statuses.queue)
+            s.device == "kiosk-2" and not s.online for s in list(statuses.queue)
         ),
         timeout=40,
     )

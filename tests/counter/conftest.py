@@ -26,7 +26,9 @@ def kiosk(office) -> Iterator[OfficeClient]:
         if status.role is Role.ENGINE and status.online:
             engine_online.set()
 
-    client = OfficeClient(office.site, Role.KIOSK, "kiosk-1", on_status=watch_engine)
+    client = OfficeClient(
+        office.site, Role.KIOSK, "kiosk-1", on_status=watch_engine, data_dir=office.data_dir
+    )
     client.start()
     if not client.wait_connected(WAIT_S) or not engine_online.wait(WAIT_S):
         client.stop()

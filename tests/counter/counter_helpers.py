@@ -83,7 +83,7 @@ def ticket_row(office, label: str) -> dict:
 
 def open_controller(office, number: int) -> CounterController:
     """Start a controller for one counter and wait until it can send commands."""
-    controller = CounterController(office.site, office.site.counter(number))
+    controller = CounterController(office.site, office.site.counter(number), office.data_dir)
     controller.repeat_guard_s = 0.0
     controller.start()
     if not pump_until(lambda: controller.connected):

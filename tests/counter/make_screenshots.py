@@ -72,7 +72,7 @@ def _screenshot(window, path: Path) -> None:
 
 
 def _issue_tickets(site: Site) -> None:
-    kiosk = OfficeClient(site, Role.KIOSK, "kiosk-1")
+    kiosk = OfficeClient(site, Role.KIOSK, "kiosk-1", data_dir=_SCRATCH / "data")
     kiosk.start()
     kiosk.wait_connected(WAIT_S)
     for service, category in [
@@ -101,7 +101,7 @@ def _capture(site: Site, window, output: Path) -> None:
     _screenshot(window, output / "counter-picker.png")
     window.remove_widget(picker_app.manager)
 
-    app = CounterApp(site, 1)
+    app = CounterApp(site, 1, _SCRATCH / "data")
     window.add_widget(app.build())
     controller = app.controller
     _pump_until(lambda: controller.connected and controller.waiting_count > 0)
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> None:
     output = Path(argv[1]) if len(argv) > 1 else REPOSITORY / "docs" / "screenshots"
     output.mkdir(parents=True, exist_ok=True)
     site = load_site().with_broker("127.0.0.1", _free_port())
-    broker = start_mosquitto(site.broker, _SCRATCH / "mosquitto")
+    broker = start_mosquitto(site, _SCRATCH / "data")
     engine = EngineService(site, _SCRATCH / "data")
     try:
         engine.start()

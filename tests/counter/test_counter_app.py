@@ -33,7 +33,7 @@ def window():
 
 
 def _open_app(office, window, counter_number: int | None) -> CounterApp:
-    app = CounterApp(office.site, counter_number)
+    app = CounterApp(office.site, counter_number, office.data_dir)
     window.add_widget(app.build())
     return app
 
@@ -201,7 +201,9 @@ def test_parse_counter_checks_device():
 
 def test_run_connects_and_stops_counter(office, tmp_path):
     seen: list[DeviceStatus] = []
-    watcher = OfficeClient(office.site, Role.OPERATOR, "watcher", on_status=seen.append)
+    watcher = OfficeClient(
+        office.site, Role.OPERATOR, "watcher", on_status=seen.append, data_dir=office.data_dir
+    )
     watcher.start()
 
     def counter3_presence() -> list[bool]:
@@ -219,7 +221,7 @@ def test_run_connects_and_stops_counter(office, tmp_path):
     log_path = tmp_path / "counter.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", script, str(office.site.broker.port), str(tmp_path)],
+            [sys.executable, "-c", script, str(office.site.broker.port), str(office.data_dir)],
             cwd=Path(__file__).resolve().parents[2],
             env=env,
             stdin=subprocess.DEVNULL,

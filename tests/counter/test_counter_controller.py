@@ -20,13 +20,11 @@ from broker.client import OfficeClient
 from broker.contract import (
     CommandKind,
     CounterState,
-    DeviceStatus,
     OfficeState,
     Role,
     ServiceLoad,
     TicketStatus,
     TicketView,
-    encode,
 )
 from broker.mosquitto import start_mosquitto
 from broker.site import Lane, load_site
@@ -232,7 +230,7 @@ def test_reconnects_after_broker_restart(office, kiosk, counter2):
     office.broker.stop()
     assert pump_until(lambda: not counter2.connected)
 
-    restarted = start_mosquitto(office.site.broker, office.broker.log_path.parent)
+    restarted = start_mosquitto(office.site, office.data_dir)
     try:
         assert pump_until(lambda: counter2.connected, timeout=20.0)
         assert counter2.status_text == STATUS_CONNECTED
@@ -254,15 +252,14 @@ def test_stopped_engine_shows_offline(office, counter2):
 def test_unanswered_command_reports_no_reply(office, counter2):
     office.engine.stop()
     assert pump_until(lambda: not counter2.connected)
-    # A retained "online" status with no engine behind it: the command is sent
-    # and its reply never comes.
-    publisher = OfficeClient(office.site, Role.OPERATOR, "test")
+    # A client with the engine's login says "online" but applies no command,
+    # so the command is sent and its reply never comes.
+    publisher = OfficeClient(
+        office.site, Role.ENGINE, office.site.id, data_dir=office.data_dir
+    )
     publisher.start()
     try:
         assert publisher.wait_connected(10)
-        status = DeviceStatus(Role.ENGINE, office.site.id, True, datetime.now(UTC))
-        topic = publisher.topics.status(Role.ENGINE, office.site.id)
-        publisher.publish(topic, encode(status), retain=True)
         assert pump_until(lambda: counter2.connected)
 
         assert counter2.press("next") is True

@@ -15,7 +15,7 @@ from broker.contract import Role
 @pytest.fixture
 def clients(office: Any) -> Iterator[Clients]:
     """Open office clients for a test and stop them afterwards."""
-    opened = Clients(office.site, [])
+    opened = Clients(office.site, [], office.data_dir)
     yield opened
     opened.stop_all()
 
@@ -28,8 +28,8 @@ def kiosk(clients: Clients) -> OfficeClient:
 
 @pytest.fixture
 def officer(clients: Clients) -> OfficeClient:
-    """A counter client that calls tickets at any counter."""
-    return clients.open(Role.COUNTER, "officer")
+    """An operator client that calls tickets at any counter."""
+    return clients.open(Role.OPERATOR, "officer")
 
 
 @pytest.fixture

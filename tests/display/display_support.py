@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,9 +59,10 @@ class Clients:
 
     site: Site
     started: list[OfficeClient]
+    data_dir: Path | None = None
 
     def open(self, role: Role, device: str, **callbacks: Any) -> OfficeClient:
-        client = OfficeClient(self.site, role, device, **callbacks)
+        client = OfficeClient(self.site, role, device, data_dir=self.data_dir, **callbacks)
         client.start()
         self.started.append(client)
         if not client.wait_connected(CONNECT_TIMEOUT_S):

@@ -102,7 +102,7 @@ def test_run_connects_and_stops_client(
             "-c",
             _RUN_SCRIPT,
             str(office.site.broker.port),
-            str(tmp_path),
+            str(office.data_dir),
         ],
         cwd=REPOSITORY,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},

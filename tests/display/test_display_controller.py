@@ -441,7 +441,7 @@ def test_broker_stop_stale_then_recovers(
     assert controller.connected is False
     assert controller.stale_detail_id == "Tidak terhubung ke server antrean"
 
-    restarted = start_mosquitto(office.site.broker, tmp_path / "mosquitto-again")
+    restarted = start_mosquitto(office.site, office.data_dir)
     try:
         assert pump(lambda: not controller.stale, timeout=30.0)
         assert controller.connected is True

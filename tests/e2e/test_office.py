@@ -19,6 +19,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from broker.client import OfficeClient
 from broker.contract import DeviceStatus, Role
+from broker.security import credentials_path, username_for
 from counter.terminal import CounterApp
 from display.controller import DisplayController
 from display.hall import HallScreen
@@ -58,7 +59,7 @@ def hall_room(office: Office) -> Iterator[tuple[KioskRoot, CounterApp, HallScree
     EventLoop.ensure_window()
     window = EventLoop.window
     kiosk = KioskController(office.site, office.site.kiosks[0], office.data_dir)
-    counter = CounterApp(office.site, 2)
+    counter = CounterApp(office.site, 2, office.data_dir)
     display = DisplayController(office.site, "hall")
     display_client = OfficeClient(
         office.site,
@@ -68,6 +69,7 @@ def hall_room(office: Office) -> Iterator[tuple[KioskRoot, CounterApp, HallScree
         on_call=display.post_call,
         on_status=display.post_status,
         on_link=display.post_link,
+        data_dir=office.data_dir,
     )
     room = BoxLayout(orientation="horizontal")
     kiosk_root = KioskRoot(controller=kiosk)
@@ -129,9 +131,16 @@ def test_antrean_up_opens_three_windows(tmp_path: Path) -> None:
     from broker.site import load_site
 
     site = load_site(site_file)
+    # antrean up writes every device's credentials before it starts the broker.
+    operator_login = credentials_path(tmp_path / "data", username_for(Role.OPERATOR, "watcher"))
+    deadline = time.monotonic() + 30
+    while not operator_login.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     online: queue.Queue[DeviceStatus] = queue.Queue()
     seen: dict[tuple[Role, str], bool] = {}
-    watcher = OfficeClient(site, Role.OPERATOR, "watcher", on_status=online.put)
+    watcher = OfficeClient(
+        site, Role.OPERATOR, "watcher", on_status=online.put, data_dir=tmp_path / "data"
+    )
     watcher.start()
     try:
         deadline = time.monotonic() + 60

@@ -274,7 +274,7 @@ def test_run_shows_home_and_stops(office, tmp_path):
     # run() creates its own Window and App, so it runs in a child process.
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     result = subprocess.run(
-        [sys.executable, "-c", RUN_SCRIPT, str(office.site.broker.port), str(tmp_path)],
+        [sys.executable, "-c", RUN_SCRIPT, str(office.site.broker.port), str(office.data_dir)],
         env=env,
         capture_output=True,
         text=True,

@@ -165,7 +165,7 @@ def test_unknown_service_shows_message(kiosk, office):
 
 
 def test_quota_reached_shows_message(kiosk, office):
-    issuer = OfficeClient(office.site, Role.OPERATOR, "quota-test")
+    issuer = OfficeClient(office.site, Role.OPERATOR, "quota-test", data_dir=office.data_dir)
     issuer.start()
     assert issuer.wait_connected(10)
     try:
@@ -208,7 +208,7 @@ def test_broker_down_then_back(kiosk, office, tmp_path):
     assert ticket_files(office.data_dir) == []
     assert wait_until(kiosk.dismiss)
 
-    broker = start_mosquitto(office.site.broker, tmp_path / "mosquitto-again")
+    broker = start_mosquitto(office.site, office.data_dir)
     try:
         assert wait_until(lambda: kiosk.online, timeout=30)
         assert kiosk.connection_text == CONNECTED_TEXT
@@ -237,7 +237,7 @@ def test_print_failure_shows_number(office, tmp_path):
     broken = dataclasses.replace(
         base, printer=PrinterConfig(spec=f"file:{blocker / 'tickets'}")
     )
-    controller = make_controller(office.site, tmp_path, broken)
+    controller = make_controller(office.site, office.data_dir, broken)
     try:
         assert wait_until(lambda: controller.online)
         controller.issue("D")
@@ -260,7 +260,9 @@ def test_publishes_printer_status(office):
             statuses.append(status)
             received.set()
 
-    watcher = OfficeClient(office.site, Role.OPERATOR, "watch", on_status=collect)
+    watcher = OfficeClient(
+        office.site, Role.OPERATOR, "watch", on_status=collect, data_dir=office.data_dir
+    )
     watcher.start()
     controller = make_controller(office.site, office.data_dir)
     try:
