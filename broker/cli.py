@@ -25,7 +25,9 @@ from broker import contract
 from broker.client import OfficeClient, OfficeUnavailable, new_command_id
 from broker.contract import Command, CommandKind, OfficeState, Reply, Role
 from broker.errors import AntreanError
-from broker.mosquitto import ensure_broker, is_listening
+from broker.mosquitto import ensure_broker, is_listening, write_config
+from broker.security import CREDENTIALS_DIR, generate_credentials
+from broker.tls import create_certificates
 from broker.service import EngineService
 from broker.site import Site, bundled_site_path, load_site
 
@@ -184,6 +186,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
     replay.set_defaults(handler=cmd_replay)
+
+    broker = commands.add_parser(
+        "broker",
+        parents=[common],
+        help="make the broker's logins and TLS certificate",
+    )
+    broker_tasks = broker.add_subparsers(dest="task", required=True, metavar="TASK")
+    credentials = broker_tasks.add_parser(
+        "credentials",
+        parents=[common],
+        help="write a login for every device of the site into DATA_DIR/credentials",
+    )
+    credentials.add_argument(
+        "--rotate",
+        action="store_true",
+        help="replace every existing password too",
+    )
+    credentials.set_defaults(handler=cmd_broker_credentials)
+    tls = broker_tasks.add_parser(
+        "tls",
+        parents=[common],
+        help="create a local CA and the certificate of the TLS listener",
+    )
+    tls.add_argument(
+        "--renew", action="store_true", help="replace the CA as well as the certificate"
+    )
+    tls.set_defaults(handler=cmd_broker_tls)
 
     status = commands.add_parser(
         "status", parents=[common], help="show who waits and who is being served"
@@ -557,6 +586,30 @@ def cmd_replay(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
             f"  {waits.lane:<9} p50 {waits.p50:5.1f}  p90 {waits.p90:5.1f}  max {waits.max:5.1f}"
         )
     print("\n".join(format_scores(summary.estimators)))
+    return 0
+
+
+def cmd_broker_credentials(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Write device logins and the broker's password file and ACL."""
+    written = generate_credentials(site, data_dir, rotate=args.rotate)
+    write_config(site, data_dir)
+    folder = data_dir / CREDENTIALS_DIR
+    if written:
+        print(f"Wrote {len(written)} logins in {folder}: {', '.join(written)}")
+    else:
+        print(f"Every device already has a login in {folder}; --rotate replaces them.")
+    print(
+        "Give each machine only its own file. Restart the office "
+        "(antrean up) so the broker reads the new password file."
+    )
+    return 0
+
+
+def cmd_broker_tls(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
+    """Create the CA and the broker's server certificate."""
+    directory = create_certificates(site, data_dir, renew=args.renew)
+    print(f"Wrote the CA and the broker certificate in {directory}.")
+    print(f"Copy {directory / 'ca.crt'} into DATA_DIR/tls/ on every client machine.")
     return 0
 
 

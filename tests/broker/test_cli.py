@@ -154,3 +154,21 @@ def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
     assert default_data_dir(load_site()) == tmp_path / "antrean" / "lebong"
     assert os.path.isabs(default_data_dir(load_site()))
+
+
+def test_broker_credentials_writes_private_logins(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    first = antrean("broker", "credentials", "--data-dir", str(data_dir))
+    again = antrean("broker", "credentials", "--data-dir", str(data_dir))
+    login = data_dir / "credentials" / "counter-2.json"
+    before = login.read_text()
+    rotated = antrean("broker", "credentials", "--rotate", "--data-dir", str(data_dir))
+
+    assert first.returncode == 0, first.stderr
+    assert "counter-2" in first.stdout
+    assert "already has a login" in again.stdout
+    assert rotated.returncode == 0
+    assert login.read_text() != before
+    assert login.stat().st_mode & 0o777 == 0o600
+    assert (data_dir / "mosquitto" / "acl").exists()
