@@ -25,6 +25,8 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_COMMAND_ID_LENGTH = 64
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TICKET_LABEL = re.compile(r"^[A-Z]-[0-9]{3}$")
+# Appointment codes are compared in capitals; the kiosk upper-cases what it reads.
+APPOINTMENT_CODE = re.compile(r"^[A-Z0-9]{4,16}$")
 MAX_REASON_LENGTH = 120
 
 
@@ -56,6 +58,9 @@ class CommandKind(StrEnum):
     OPEN_COUNTER = "open_counter"
     PAUSE_COUNTER = "pause_counter"
     CLOSE_COUNTER = "close_counter"
+    CHECK_IN = "check_in"
+    PRINT_FAILED = "print_failed"
+    REPRINT = "reprint"
 
 
 class TicketStatus(StrEnum):
@@ -68,6 +73,8 @@ class TicketStatus(StrEnum):
     NO_SHOW = "no_show"
     TRANSFERRED = "transferred"
     VOID = "void"
+    # Issued, but the kiosk could not print it: out of the queue until a reprint.
+    NOT_PRINTED = "not_printed"
 
 
 class ErrorCode(StrEnum):
@@ -84,6 +91,11 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     FORBIDDEN = "forbidden"
     UNKNOWN_TICKET = "unknown_ticket"
+    APPOINTMENT_NOT_FOUND = "appointment_not_found"
+    APPOINTMENT_USED = "appointment_used"
+    APPOINTMENT_TOO_EARLY = "appointment_too_early"
+    APPOINTMENT_TOO_LATE = "appointment_too_late"
+    NOT_REPRINTABLE = "not_reprintable"
 
 
 class CounterAvailability(StrEnum):
@@ -103,6 +115,7 @@ class Topics:
         self.calls = f"{self.root}/event/call"
         self.commands = f"{self.root}/cmd/+/+"
         self.statuses = f"{self.root}/status/+/+"
+        self.print_requests = f"{self.root}/print/+"
 
     def command(self, role: Role, device: str) -> str:
         """Return the topic a device sends its commands to."""
@@ -118,6 +131,10 @@ class Topics:
     def status(self, role: Role, device: str) -> str:
         """Return the retained online/offline topic of a device."""
         return f"{self.root}/status/{role.value}/{device}"
+
+    def print_request(self, kiosk: str) -> str:
+        """Return the topic on which the engine asks one kiosk to print a ticket."""
+        return f"{self.root}/print/{kiosk}"
 
     def parse_command_topic(self, topic: str) -> tuple[Role, str]:
         """Return the role and device id a command topic names."""
@@ -159,6 +176,7 @@ class Command:
     to_counter: int | None = None
     ticket: str | None = None
     reason: str | None = None
+    code: str | None = None
 
 
 # Which fields each command kind takes, and whether each is required.
@@ -174,6 +192,9 @@ _COMMAND_FIELDS: dict[CommandKind, dict[str, bool]] = {
     CommandKind.OPEN_COUNTER: {"counter": True},
     CommandKind.PAUSE_COUNTER: {"counter": True, "reason": False},
     CommandKind.CLOSE_COUNTER: {"counter": True, "reason": False},
+    CommandKind.CHECK_IN: {"code": True},
+    CommandKind.PRINT_FAILED: {"ticket": True, "reason": False},
+    CommandKind.REPRINT: {"ticket": True, "counter": True},
 }
 _FIELD_TYPES: dict[str, type] = {
     "service": str,
@@ -183,6 +204,7 @@ _FIELD_TYPES: dict[str, type] = {
     "to_counter": int,
     "ticket": str,
     "reason": str,
+    "code": str,
 }
 _MAX_TEXT_LENGTH: dict[str, int] = {"reason": MAX_REASON_LENGTH}
 
@@ -212,6 +234,8 @@ class TicketView:
     people_ahead: int = 0
     # The wait estimated when the ticket was issued; None when it had no bound.
     estimate: WaitRange | None = None
+    # The booked time of an appointment ticket; None for a walk-in ticket.
+    appointment_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +309,17 @@ class OfficeState:
     def counter(self, number: int) -> CounterState | None:
         """Return one counter's state, or None."""
         return next((c for c in self.counters if c.number == number), None)
+
+
+@dataclass(frozen=True)
+class PrintRequest:
+    """The engine asking the kiosk that issued a ticket to print it again."""
+
+    at: datetime
+    ticket: TicketView
+    counter: int
+    counter_name: str
+    command_id: str
 
 
 @dataclass(frozen=True)
@@ -390,6 +425,10 @@ def decode_command(payload: bytes) -> Command:
             raise ContractError(
                 f"ticket must be a label like A-001 (a service letter, a dash and three digits), not {value!r}"
             )
+        if name == "code" and not APPOINTMENT_CODE.match(value):
+            raise ContractError(
+                f"code must be 4 to 16 capital letters or digits, not {value!r}"
+            )
         if kind_of is int and not 0 < value < 1000:
             raise ContractError(f"{name} must be from 1 to 999, not {value}")
         values[name] = value
@@ -453,6 +492,7 @@ def _ticket(data: Any) -> TicketView:
         called_at=_optional(data, "called_at", _time),
         people_ahead=_get(data, "people_ahead", int),
         estimate=_optional(data, "estimate", _wait),
+        appointment_at=_optional(data, "appointment_at", _time),
     )
 
 
@@ -527,6 +567,18 @@ def decode_state(payload: bytes) -> OfficeState:
         counters=_list(data, "counters", counter),
         services=_list(data, "services", service),
         recent_calls=_list(data, "recent_calls", _call),
+    )
+
+
+def decode_print_request(payload: bytes) -> PrintRequest:
+    """Decode the engine's request to print a ticket again."""
+    data = _load(payload)
+    return PrintRequest(
+        at=_get(data, "at", _time),
+        ticket=_get(data, "ticket", _ticket),
+        counter=_get(data, "counter", int),
+        counter_name=_get(data, "counter_name", str),
+        command_id=_get(data, "command_id", str),
     )
 
 

@@ -17,13 +17,22 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from broker import contract
-from broker.commands import Handler, Rejected, Source, authorize, counters, tickets
+from broker.commands import (
+    Handler,
+    Rejected,
+    Source,
+    appointments,
+    authorize,
+    counters,
+    tickets,
+)
 from broker.contract import (
     CallEvent,
     Command,
     CommandKind,
     ErrorCode,
     OfficeState,
+    PrintRequest,
     Reply,
     TicketStatus,
 )
@@ -49,6 +58,9 @@ HANDLERS: dict[CommandKind, Handler] = {
     CommandKind.OPEN_COUNTER: counters.set_availability,
     CommandKind.PAUSE_COUNTER: counters.set_availability,
     CommandKind.CLOSE_COUNTER: counters.set_availability,
+    CommandKind.CHECK_IN: appointments.check_in,
+    CommandKind.PRINT_FAILED: tickets.print_failed,
+    CommandKind.REPRINT: tickets.reprint,
 }
 
 __all__ = ["Clock", "Engine", "Outcome", "Rejected", "Source", "system_clock"]
@@ -66,6 +78,8 @@ class Outcome:
     reply: Reply
     calls: tuple[CallEvent, ...] = ()
     repeat: bool = False
+    # Tickets to print again, each with the id of the kiosk that prints it.
+    prints: tuple[tuple[str, PrintRequest], ...] = ()
 
 
 class Engine:
@@ -87,6 +101,8 @@ class Engine:
         self._policies = {
             c.number: policy or make_policy(site.policy_of(c)) for c in site.counters
         }
+        # Print requests of the command being applied, sent only if it commits.
+        self._prints: list[tuple[str, PrintRequest]] = []
 
     def local_day(self, moment: datetime) -> date:
         """Return the site's calendar day at a moment, whatever zone this machine runs in."""
@@ -107,6 +123,7 @@ class Engine:
             )
 
         now = self.clock()
+        self._prints = []
         try:
             with self.store.transaction():
                 self._close_earlier_days(now)
@@ -121,6 +138,7 @@ class Engine:
                         message=rejected.message,
                     )
                     calls = []
+                    self._prints = []
                 self._record(command, source, now, reply)
         except sqlite3.Error as exc:
             # Nothing was written: the transaction rolled back as a whole.
@@ -150,7 +168,7 @@ class Engine:
                 source.device,
                 reply.message,
             )
-        return Outcome(reply=reply, calls=tuple(calls))
+        return Outcome(reply=reply, calls=tuple(calls), prints=tuple(self._prints))
 
     def snapshot(self) -> OfficeState:
         """Return the office state as clients render it."""
@@ -161,6 +179,10 @@ class Engine:
         return self.state.estimate_waiting(ticket_id, self.clock())
 
     # Helpers the command handlers share -----------------------------------------
+
+    def request_print(self, kiosk: str, request: PrintRequest) -> None:
+        """Ask a kiosk to print a ticket once the current command commits."""
+        self._prints.append((kiosk, request))
 
     def policy_of(self, counter: Counter) -> Policy:
         """Return the queue policy in force at a counter."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from broker.contract import CallEvent, TicketStatus, TicketView, WaitRange
-from broker.policy import Candidate
+from broker.policy import Appointment, Candidate
 from broker.site import Lane
 
 
@@ -21,7 +21,17 @@ def candidate_from_row(row: dict[str, Any], order: int) -> Candidate:
         order=order,
         target_counter=row.get("target_counter"),
         issued_at=row.get("issued_at") or "",
+        appointment=appointment_from_row(row),
     )
+
+
+def appointment_from_row(row: dict[str, Any]) -> Appointment | None:
+    """Return the window of a checked-in appointment ticket, or None for a walk-in."""
+    start, end = row.get("appointment_start"), row.get("appointment_end")
+    if not start or not end:
+        return None
+    # Only a check-in makes an appointment ticket, so every one is checked in.
+    return Appointment(start=start, end=end, checked_in=True)
 
 
 def candidates_from_rows(rows: list[dict[str, Any]]) -> list[Candidate]:
@@ -44,7 +54,12 @@ def view_from_row(row: dict[str, Any]) -> TicketView:
         called_at=datetime.fromisoformat(called_at) if called_at else None,
         people_ahead=int(row.get("people_ahead") or 0),
         estimate=wait_range_from_row(row),
+        appointment_at=_optional_time(row.get("appointment_start")),
     )
+
+
+def _optional_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def wait_range_from_row(row: dict[str, Any]) -> WaitRange | None:

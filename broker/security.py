@@ -142,6 +142,7 @@ def acl_text(site: Site) -> str:
         f"topic write {topics.state}",
         f"topic write {root}/event/#",
         f"topic write {root}/reply/#",
+        f"topic write {root}/print/#",
         f"topic read {root}/status/#",
     )
     rules += ["", f"user {username_for(Role.OPERATOR, OPERATOR_DEVICE)}"]
@@ -157,6 +158,7 @@ def acl_text(site: Site) -> str:
             f"topic write {topics.command(Role.KIOSK, kiosk.id)}",
             f"topic read {topics.state}",
             f"topic read {engine_status}",
+            f"topic read {topics.print_request(kiosk.id)}",
         )
     for counter in site.counters:
         device = str(counter.number)

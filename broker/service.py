@@ -124,6 +124,12 @@ class EngineService:
             return
         for call in outcome.calls:
             self.client.publish(self.client.topics.calls, contract.encode(call))
+        for kiosk, request in outcome.prints:
+            # NOTE: not retained, so a kiosk that is offline right now never
+            # sees the request; the counter sends the reprint again.
+            topic = self.client.topics.print_request(kiosk)
+            self.client.publish(topic, contract.encode(request))
+            _LOGGER.info("Asked %s to print %s again", kiosk, request.ticket.label)
         self.publish_state()
 
     def _reply(

@@ -162,6 +162,14 @@ class BrokerAddress:
 
 
 @dataclass(frozen=True)
+class AppointmentWindow:
+    """How long before and after its booked time an appointment may check in."""
+
+    early_minutes: int = 30
+    late_minutes: int = 60
+
+
+@dataclass(frozen=True)
 class OpeningHours:
     """Opening hours in the site's zone and the weekdays they apply to."""
 
@@ -187,6 +195,7 @@ class Site:
     displays: tuple[Display, ...]
     source: str = ""
     policy: PolicyConfig = PolicyConfig()
+    appointments: AppointmentWindow = AppointmentWindow()
 
     def policy_of(self, counter: Counter) -> PolicyConfig:
         """Return the policy a counter follows: its own override or the site's."""
@@ -412,6 +421,7 @@ def parse_site(data: dict[str, Any], path: Path | str = "<site>") -> Site:
         displays=displays,
         source=str(path),
         policy=policy,
+        appointments=_parse_appointments(root.table("appointments")),
     )
 
 
@@ -464,6 +474,14 @@ def _parse_broker(table: _Table) -> BrokerAddress:
         port=table.number("port", int, 1, 65535, 1883),
         tls_host=tls_host,
         tls_port=tls_port,
+    )
+
+
+def _parse_appointments(table: _Table) -> AppointmentWindow:
+    default = AppointmentWindow()
+    return AppointmentWindow(
+        early_minutes=table.number("early_minutes", int, 0, 240, default.early_minutes),
+        late_minutes=table.number("late_minutes", int, 0, 480, default.late_minutes),
     )
 
 

@@ -144,6 +144,30 @@ def _create_counter_sessions(db: Database) -> None:
     )
 
 
+def _create_appointments(db: Database) -> None:
+    # Booked visits imported from a CSV file. scheduled_at is the booked time as
+    # an engine timestamp (UTC); ticket_id is set when the applicant checks in.
+    db["appointments"].create(
+        {
+            "code": str,
+            "name": str,
+            "service": str,
+            "day": str,
+            "time": str,
+            "scheduled_at": str,
+            "imported_at": str,
+            "checked_in_at": str,
+            "ticket_id": str,
+        },
+        pk="code",
+        not_null={"name", "service", "day", "time", "scheduled_at", "imported_at"},
+    )
+    db["appointments"].create_index(["day"], index_name="appointments_day")
+    # The window in which an appointment ticket goes first (policy.Appointment).
+    for column in ("appointment", "appointment_start", "appointment_end"):
+        db["tickets"].add_column(column, str)
+
+
 # Applied in order, each in its own transaction; the file's user_version is the
 # number of migrations applied. Append new steps; never edit a released one.
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
@@ -152,6 +176,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _create_events,
     _add_wait_estimates,
     _create_counter_sessions,
+    _create_appointments,
 )
 
 
@@ -287,6 +312,33 @@ class Store:
             [TicketStatus.VOID.value, at, *statuses, day],
         )
         return cursor.rowcount
+
+    def ticket_by_label(self, day: str, label: str) -> dict[str, Any] | None:
+        """Return the latest visit of the ticket with this label on a day, or None."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM tickets WHERE day = ? AND label = ? ORDER BY visit DESC LIMIT 1",
+                [day, label],
+            )
+        )
+        return rows[0] if rows else None
+
+    # Appointments -----------------------------------------------------------
+
+    def appointment(self, code: str) -> dict[str, Any] | None:
+        """Return the appointment with this code, or None."""
+        rows = list(
+            self.db.query("SELECT * FROM appointments WHERE code = ?", [code])
+        )
+        return rows[0] if rows else None
+
+    def save_appointments(self, rows: list[dict[str, Any]]) -> None:
+        """Insert appointments, replacing those with the same code."""
+        self.db["appointments"].upsert_all(rows, pk="code")
+
+    def update_appointment(self, code: str, changes: dict[str, Any]) -> None:
+        """Change fields of one appointment."""
+        self.db["appointments"].update(code, changes)
 
     # Events -----------------------------------------------------------------
 

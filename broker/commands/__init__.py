@@ -40,7 +40,9 @@ Handler = Callable[["Engine", Command, Source, datetime], Result]
 
 
 # Commands a kiosk may send; a counter may send any command for its own counter.
-KIOSK_COMMANDS = frozenset({CommandKind.ISSUE_TICKET})
+KIOSK_COMMANDS = frozenset(
+    {CommandKind.ISSUE_TICKET, CommandKind.CHECK_IN, CommandKind.PRINT_FAILED}
+)
 STAFF_COMMANDS = frozenset({CommandKind.CANCEL})
 
 
