@@ -161,6 +161,9 @@ def start_mosquitto(site: Site, data_dir: Path) -> MosquittoProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_stop_with_parent,
+            # Its own session, so Ctrl+C in the terminal reaches antrean up
+            # alone, which stops the engine before the broker.
+            start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

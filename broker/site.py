@@ -31,6 +31,11 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 _SERVICE_CODE = re.compile(r"^[A-Z]$")
+_PRINTER_SPEC = re.compile(r"^(file|serial|usb|network):")
+_PRINTER_HINT = (
+    'Use "file:DIRECTORY", "serial:/dev/ttyUSB0?baudrate=19200", "usb:VID:PID" '
+    'or "network:HOST:9100".'
+)
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
@@ -226,15 +231,53 @@ class Site:
         return dataclasses.replace(self, broker=dataclasses.replace(self.broker, host=host, port=port))
 
 
+class _ReadKeys(dict[str, Any]):
+    """A TOML table's keys that remembers which of them the parser looked at."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
+
+
 class _Table:
     """A TOML table being validated, which knows its own dotted key for messages."""
 
-    def __init__(self, path: Path | str, key: str, data: Any) -> None:
+    def __init__(
+        self, path: Path | str, key: str, data: Any, tables: list[_Table] | None = None
+    ) -> None:
         self.path = path
         self.key = key
         if not isinstance(data, dict):
             self.fail("", "must be a table", f"Write it as [{key}] with keys below it.")
-        self.data: dict[str, Any] = data
+        self.data = _ReadKeys(data)
+        # Every table of one file, so keys nobody read can be reported at the end.
+        self.tables_seen: list[_Table] = tables if tables is not None else []
+        self.tables_seen.append(self)
+
+    def reject_unknown_keys(self) -> None:
+        """Raise SiteError for the first key of the file that no parser read."""
+        for table in self.tables_seen:
+            unknown = sorted(set(table.data) - table.data.read)
+            if unknown:
+                known = ", ".join(sorted(table.data.read)) or "none"
+                table.fail(
+                    unknown[0],
+                    "is not a known setting",
+                    f"Check its spelling; the keys read here are: {known}.",
+                )
 
     def fail(self, name: str, problem: str, fix: str) -> None:
         key = f"{self.key}.{name}" if name and self.key else name or self.key
@@ -308,13 +351,14 @@ class _Table:
                 f"Write each entry under [[{name}]].",
             )
         for index, item in enumerate(items):
-            yield _Table(self.path, f"{name}[{index}]", item)
+            yield _Table(self.path, f"{name}[{index}]", item, self.tables_seen)
 
     def table(self, name: str) -> _Table:
         return _Table(
             self.path,
             name if not self.key else f"{self.key}.{name}",
             self.data.get(name, {}),
+            self.tables_seen,
         )
 
 
@@ -347,8 +391,13 @@ def load_site(path: Path | str | None = None) -> Site:
     """Read and validate a site file; None loads the bundled Lebong site."""
     path = Path(path) if path is not None else bundled_site_path()
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        # utf-8-sig also accepts the byte order mark some Windows editors write.
+        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise SiteError(
+            path, "", f"is not UTF-8 text ({exc.reason} at byte {exc.start})",
+            "Save the file as UTF-8."
+        ) from exc
     except FileNotFoundError as exc:
         raise SiteError(
             path, "", "file not found", "Check the path given with --site."
@@ -403,7 +452,7 @@ def parse_site(data: dict[str, Any], path: Path | str = "<site>") -> Site:
     displays = tuple(_parse_display(t, numbers) for t in root.tables("displays"))
     _require_unique(root, "displays", [d.id for d in displays], "id")
 
-    return Site(
+    site = Site(
         id=head.text(
             "id",
             pattern=_SITE_ID,
@@ -423,6 +472,8 @@ def parse_site(data: dict[str, Any], path: Path | str = "<site>") -> Site:
         policy=policy,
         appointments=_parse_appointments(root.table("appointments")),
     )
+    root.reject_unknown_keys()
+    return site
 
 
 def _require_unique(root: _Table, name: str, values: list[Any], field: str) -> None:
@@ -595,7 +646,7 @@ def _parse_kiosk(table: _Table) -> Kiosk:
         ),
         name=table.text("name", ""),
         printer=PrinterConfig(
-            spec=printer.text("spec", "file:"),
+            spec=printer.text("spec", "file:", _PRINTER_SPEC, _PRINTER_HINT),
             width_mm=width,
             profile=printer.text("profile", "default"),
             codepage=codepage or None,

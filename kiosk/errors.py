@@ -2,10 +2,12 @@
 
 import logging
 
+from broker.errors import AntreanError
+
 _LOGGER = logging.getLogger(__name__)
 
 
-class KioskError(Exception):
+class KioskError(AntreanError):
     """Base class of every error that the kiosk package raises."""
 
 

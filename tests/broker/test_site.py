@@ -72,6 +72,10 @@ def test_bundled_site_is_lebong() -> None:
         ),
         ('code = "A"', 'code = "AB"', "services[0].code", "one capital letter"),
         ('name = "Layanan Imigrasi Lebong"', "", "site.name", "is missing"),
+        ("[hours]", "[hour]", "hour", "not a known setting"),
+        ("running_text =", "runing_text =", "site.runing_text", "not a known setting"),
+        ('lanes = ["priority", "normal"]', 'lane = ["priority", "normal"]', "counters[0].lane", "not a known setting"),
+        ('spec = "file:"\nwidth_mm = 80', 'spec = "lpt:"\nwidth_mm = 80', "kiosks[0].printer.spec", "not a valid value"),
     ],
 )
 def test_invalid_site_names_key_and_fix(
@@ -114,3 +118,19 @@ def test_cli_reports_bad_site_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{path}: services[0].minutes: -1.0 is out of range" in result.stderr
+
+
+def test_site_file_with_byte_order_mark(tmp_path: Path) -> None:
+    plain = write_site_file(tmp_path, 1883)
+    marked = tmp_path / "marked.toml"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+
+    assert load_site(marked).id == "lebong"
+
+
+def test_site_file_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(write_site_file(tmp_path, 1883).read_text().replace("Lebong", "L\u00e9bong").encode("latin-1"))
+
+    with pytest.raises(SiteError, match="is not UTF-8 text"):
+        load_site(path)
