@@ -1,4 +1,5 @@
-"""Kiosk logic without widgets: service choice, ticket requests, printing, status.
+"""Kiosk logic without widgets: service choice, check-in, ticket requests,
+printing, language and status.
 
 The screens bind to the Kivy properties of KioskController. Network waits and
 printing run on one worker thread, and their results return through the Clock.
@@ -7,13 +8,16 @@ printing run on one worker thread, and their results return through the Clock.
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 from kivy.clock import Clock, ClockEvent
 from kivy.event import EventDispatcher
 from kivy.properties import (
@@ -25,29 +29,44 @@ from kivy.properties import (
     StringProperty,
 )
 
+from broker import contract
 from broker.client import Link, OfficeClient, new_command_id
 from broker.contract import (
+    APPOINTMENT_CODE,
+    MAX_REASON_LENGTH,
     Command,
     CommandKind,
+    ContractError,
     ErrorCode,
     OfficeState,
+    PrintRequest,
     Reply,
     Role,
     TicketView,
 )
 from broker.errors import AntreanError
 from broker.site import Kiosk, Lane, Service, Site
+from kiosk import messages
 from kiosk.errors import KioskError
-from kiosk.printers import Printer, open_printer
-from kiosk.ticket import PaperLayout, PrintedTicket, render_ticket
+from kiosk.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from kiosk.printers import PrinterStatus
+from kiosk.printing import (
+    UNUSABLE,
+    PrintResult,
+    TicketPrinter,
+    printed_ticket,
+    printer_spec_for,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
-TICKETS_DIR = "tickets"
+__all__ = ["KioskController", "ScreenName", "printed_ticket", "printer_spec_for"]
+
 TICKET_SCREEN_S = 10.0
 NOTICE_SCREEN_S = 15.0
-# Inner screens left alone go back home, so the next applicant starts there.
-INNER_SCREEN_IDLE_S = 60.0
+# Without a touch or a key for this long the kiosk goes home and back to
+# Indonesian, so the next applicant starts there.
+IDLE_S = 30.0
 # Touches this soon after a result appears do not dismiss it: they are the
 # second half of a double tap on the service button.
 DISMISS_GUARD_S = 1.0
@@ -55,6 +74,10 @@ DISMISS_GUARD_S = 1.0
 STATE_STALE_S = 20.0
 STALE_CHECK_S = 5.0
 PRINTER_CHECK_S = 60.0
+# Ids of print requests already printed, kept against QoS 1 redelivery.
+SEEN_PRINT_REQUESTS = 50
+MAX_CODE_LENGTH = 16
+_CODE_CHARACTER = re.compile(r"[A-Z0-9]")
 
 
 class ScreenName(StrEnum):
@@ -66,33 +89,7 @@ class ScreenName(StrEnum):
     WAIT = "wait"
     TICKET = "ticket"
     NOTICE = "notice"
-
-
-CONNECTED_TEXT = "Terhubung ke server antrean / Connected"
-DISCONNECTED_TEXT = "Tidak terhubung ke server antrean / Not connected"
-STALE_TEXT = "Server antrean tidak menjawab / The queue server is not answering"
-
-UNREACHABLE_ID = "Server antrean tidak dapat dihubungi. Silakan hubungi petugas."
-UNREACHABLE_EN = "Cannot reach the queue server, please ask staff."
-PRINT_FAILED_ID = "Tiket tidak dapat dicetak"
-PRINT_FAILED_EN = "The ticket could not be printed, please tell staff your number."
-UNEXPECTED_ID = "Terjadi kesalahan. Silakan hubungi petugas."
-UNEXPECTED_EN = "Something went wrong, please ask staff."
-
-REJECTED_ID: dict[ErrorCode | None, str] = {
-    ErrorCode.QUOTA_REACHED: "Tiket hari ini untuk layanan ini sudah habis.",
-    ErrorCode.UNKNOWN_SERVICE: "Layanan ini tidak tersedia di kantor ini.",
-    ErrorCode.UNKNOWN_CATEGORY: "Kategori prioritas ini tidak tersedia.",
-    ErrorCode.UNAVAILABLE: "Server antrean sedang bermasalah. Silakan hubungi petugas.",
-}
-REJECTED_DEFAULT_ID = "Tiket tidak dapat diambil. Silakan hubungi petugas."
-
-PRINTER_WARNINGS = {
-    "paper_low": "Kertas hampir habis / Paper low",
-    "paper_out": "Kertas habis / Out of paper",
-    "offline": "Printer tidak menyala / Printer offline",
-    "error": "Printer bermasalah / Printer error",
-}
+    CHECK_IN = "check_in"
 
 
 def select_kiosk(site: Site, device: str | None) -> Kiosk:
@@ -116,31 +113,6 @@ def select_kiosk(site: Site, device: str | None) -> Kiosk:
     return kiosk
 
 
-def printer_spec_for(kiosk: Kiosk, data_dir: Path) -> str:
-    """Return the kiosk's printer spec, with a bare "file:" sent to data_dir/tickets."""
-    spec = kiosk.printer.spec.strip()
-    if spec == "file:":
-        return f"file:{data_dir / TICKETS_DIR}"
-    return spec
-
-
-def printed_ticket(site: Site, view: TicketView) -> PrintedTicket:
-    """Build the printed content of an issued ticket, in the site's time zone."""
-    service = site.service(view.service)
-    service_name = f"{service.name_id} / {service.name_en}" if service else view.service
-    category = site.category(view.category) if view.category else None
-    return PrintedTicket(
-        office_name=site.name,
-        label=view.label,
-        service_name=service_name,
-        priority=view.lane is Lane.PRIORITY,
-        category_name=category.name_id if category else None,
-        issued_at=view.issued_at.astimezone(site.timezone),
-        people_ahead=view.people_ahead,
-        ticket_id=view.id,
-    )
-
-
 class KioskController(EventDispatcher):
     """State and flow of one kiosk: what the screens show and what a touch does."""
 
@@ -156,9 +128,16 @@ class KioskController(EventDispatcher):
     category_name_id = StringProperty("")
     category_name_en = StringProperty("")
 
+    # "id" or "en"; the screens translate their text with kiosk.i18n.
+    language = StringProperty(DEFAULT_LANGUAGE)
+    # The appointment code typed on the keypad or read by a barcode scanner.
+    code = StringProperty("")
+    early_minutes = NumericProperty(30)
+
     connected = BooleanProperty(False)
     online = BooleanProperty(False)
-    connection_text = StringProperty(DISCONNECTED_TEXT)
+    # Message ids of kiosk.messages, translated by the screens.
+    connection_text = StringProperty(messages.DISCONNECTED)
     printer_status = StringProperty("unknown")
     printer_text = StringProperty("")
 
@@ -172,16 +151,25 @@ class KioskController(EventDispatcher):
     ticket_category_id = StringProperty("")
     ticket_category_en = StringProperty("")
     people_ahead = NumericProperty(0)
-    message_id = StringProperty("")
-    message_en = StringProperty("")
+    # The estimated wait in minutes; wait_high is -1 when there is no estimate.
+    wait_low = NumericProperty(0)
+    wait_high = NumericProperty(-1)
+    # The booked time of an appointment ticket as HH:MM, "" for walk-ins.
+    ticket_appointment = StringProperty("")
+    # A message id of kiosk.messages, its {fields}, and the engine's own text.
+    notice = StringProperty("")
+    notice_args = DictProperty({})
+    notice_detail = StringProperty("")
     notice_label = StringProperty("")
 
     def __init__(self, site: Site, kiosk: Kiosk, data_dir: Path, **kwargs: Any):
         super().__init__(**kwargs)
         self.site = site
         self.kiosk = kiosk
-        self.printer_spec = printer_spec_for(kiosk, data_dir)
+        self.printer = TicketPrinter(site, kiosk, data_dir)
+        self.printer_spec = self.printer.spec
         self.office_name = site.name
+        self.early_minutes = site.appointments.early_minutes
         self.kiosk_name = kiosk.name or kiosk.id
         self.services = [_service_entry(s) for s in site.services]
         self.categories = [
@@ -196,16 +184,22 @@ class KioskController(EventDispatcher):
             on_link=self._receive_link,
             data_dir=data_dir,
         )
+        self._client.subscribe(
+            self._client.topics.print_request(kiosk.id), self._receive_print_request
+        )
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"kiosk-{kiosk.id}"
         )
-        self._printer: Printer | None = None
-        self._layout: PaperLayout | None = None
         self._stopped = False
         self._state_at = time.monotonic()
         self._shown_at = 0.0
         self._return_event: ClockEvent | None = None
+        self._idle_event: ClockEvent | None = None
         self._intervals: list[ClockEvent] = []
+        # PRINT_FAILED commands the engine has not confirmed yet (worker thread).
+        self._unreported: list[Command] = []
+        self._printed_requests: deque[str] = deque(maxlen=SEEN_PRINT_REQUESTS)
+        self._last_printer_status = ""
 
     # Lifecycle ---------------------------------------------------------------
 
@@ -219,6 +213,7 @@ class KioskController(EventDispatcher):
             Clock.schedule_interval(self._check_state_age, STALE_CHECK_S),
             Clock.schedule_interval(self._schedule_printer_check, PRINTER_CHECK_S),
         ]
+        self.note_activity()
 
     def stop(self) -> None:
         """Stop the checks, the worker and the broker link, then close the printer."""
@@ -228,10 +223,11 @@ class KioskController(EventDispatcher):
         for event in self._intervals:
             event.cancel()
         self._cancel_return()
+        if self._idle_event is not None:
+            self._idle_event.cancel()
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._client.stop()
-        if self._printer is not None:
-            self._printer.close()
+        self.printer.close()
         _LOGGER.info("Kiosk %s stopped", self.kiosk.id)
 
     # Navigation (main thread) ----------------------------------------------
@@ -268,15 +264,45 @@ class KioskController(EventDispatcher):
             self.go_home()
 
     def go_home(self) -> bool:
-        """Show the home screen and clear the category, or return False while busy."""
+        """Show the home screen, clearing category and code; False while busy."""
         if self.busy:
             return False
         self._cancel_return()
         self.category = ""
         self.category_name_id = ""
         self.category_name_en = ""
+        self.code = ""
         self.screen = ScreenName.HOME.value
         return True
+
+    def set_language(self, language: str) -> bool:
+        """Show every screen in a language of kiosk.i18n.LANGUAGES; False for others."""
+        if language not in LANGUAGES:
+            _LOGGER.warning("Ignored unknown language %r", language)
+            return False
+        self.language = language
+        return True
+
+    def toggle_language(self) -> None:
+        """Switch between Indonesian and English."""
+        index = LANGUAGES.index(self.language) if self.language in LANGUAGES else 0
+        self.set_language(LANGUAGES[(index + 1) % len(LANGUAGES)])
+
+    def note_activity(self) -> None:
+        """Restart the idle timer; the root widget calls this on every touch and key."""
+        if self._idle_event is not None:
+            self._idle_event.cancel()
+        self._idle_event = Clock.schedule_once(self._become_idle, IDLE_S)
+
+    def _become_idle(self, _dt: float) -> None:
+        if self.busy:
+            # A ticket request is still running; its result screen comes first.
+            self.note_activity()
+            return
+        if self.screen != ScreenName.HOME or self.language != DEFAULT_LANGUAGE:
+            _LOGGER.info("Kiosk %s idle for %.0f s; back home", self.kiosk.id, IDLE_S)
+        self.go_home()
+        self.language = DEFAULT_LANGUAGE
 
     def dismiss(self) -> bool:
         """Leave the ticket or notice screen on a touch, unless it has just appeared."""
@@ -286,16 +312,63 @@ class KioskController(EventDispatcher):
             return False
         return self.go_home()
 
+    # Appointment check-in (main thread) ------------------------------------
+
+    def open_check_in(self) -> bool:
+        """Show the appointment code keypad, or return False while busy."""
+        if self.busy:
+            return False
+        self.code = ""
+        self._show_inner(ScreenName.CHECK_IN)
+        return True
+
+    def type_code(self, text: str) -> bool:
+        """Add typed or scanned characters to the code; letters become capitals.
+
+        Characters other than letters and digits are dropped, as is anything
+        past 16 characters. Text arriving on the home screen opens the
+        check-in screen, so a scan works without a touch first.
+        """
+        if self.busy or self.screen not in (ScreenName.HOME, ScreenName.CHECK_IN):
+            return False
+        kept = "".join(_CODE_CHARACTER.findall(text.upper()))
+        if not kept:
+            return False
+        if self.screen == ScreenName.HOME:
+            self.open_check_in()
+        self.code = (self.code + kept)[:MAX_CODE_LENGTH]
+        return True
+
+    def erase_code(self) -> None:
+        """Remove the last character of the code."""
+        self.code = self.code[:-1]
+
+    def submit_code(self) -> bool:
+        """Check the typed code in; returns False and sends nothing while busy."""
+        if self.busy or self.screen != ScreenName.CHECK_IN:
+            return False
+        if not APPOINTMENT_CODE.match(self.code):
+            self._show_notice(messages.CODE_INVALID)
+            return False
+        command = Command(CommandKind.CHECK_IN, new_command_id("kiosk"), code=self.code)
+        _LOGGER.info("Checking in appointment %s as %s", self.code, command.command_id)
+        return self._start_request(command)
+
     # Issuing -----------------------------------------------------------------
 
     def issue(self, service: str) -> bool:
         """Request a ticket for a service code in the chosen lane.
 
         Returns False and sends nothing while an earlier request is in progress,
-        so a double tap gives one ticket. The engine validates the code.
+        so a double tap gives one ticket, and for a service whose daily quota
+        the engine's state shows as used up. The engine validates the code.
         """
         if self.busy:
             _LOGGER.debug("Ignored a touch on service %s while busy", service)
+            return False
+        if self.remaining.get(service) == 0:
+            _LOGGER.info("Service %s has no tickets left today; nothing sent", service)
+            self._show_notice(messages.QUOTA_REACHED)
             return False
         command = Command(
             CommandKind.ISSUE_TICKET,
@@ -303,86 +376,129 @@ class KioskController(EventDispatcher):
             service=service,
             category=self.category or None,
         )
-        self._cancel_return()
-        self.busy = True
-        self.screen = ScreenName.WAIT.value
-        if not self._submit(self._issue_and_print, command):
-            self.busy = False
-            self.screen = ScreenName.HOME.value
-            return False
         _LOGGER.info(
-            "Requested a ticket for %s (category %s) as %s",
+            "Requesting a ticket for %s (category %s) as %s",
             service,
             command.category,
             command.command_id,
         )
+        return self._start_request(command)
+
+    def _start_request(self, command: Command) -> bool:
+        self._cancel_return()
+        self.busy = True
+        self.screen = ScreenName.WAIT.value
+        if not self._submit(self._request_and_print, command):
+            self.busy = False
+            self.screen = ScreenName.HOME.value
+            return False
         return True
 
-    def _issue_and_print(self, command: Command) -> None:
+    def _request_and_print(self, command: Command) -> None:
         # Runs on the worker thread. Every path ends in one result screen, which
         # also clears the busy flag, so the kiosk never stays locked.
         try:
-            self._issue_and_print_ticket(command)
+            self._request_and_print_ticket(command)
         except Exception:
-            _LOGGER.exception("Issuing ticket %s failed", command.command_id)
-            self._deliver(self._show_notice, UNEXPECTED_ID, UNEXPECTED_EN, "")
+            _LOGGER.exception("Ticket request %s failed", command.command_id)
+            self._deliver(self._show_notice, messages.UNEXPECTED)
 
-    def _issue_and_print_ticket(self, command: Command) -> None:
+    def _request_and_print_ticket(self, command: Command) -> None:
+        # The printer is asked first, so an empty printer costs no number.
+        status, error = self.printer.status()
+        self._publish_printer(status, error)
+        if status in UNUSABLE:
+            notice = (
+                messages.PAPER_OUT
+                if status is PrinterStatus.PAPER_OUT
+                else messages.PRINTER_DOWN
+            )
+            self._deliver(self._show_notice, notice)
+            return
         try:
             reply = self._client.request(command)
         except AntreanError as exc:
             _LOGGER.warning("Ticket request %s failed: %s", command.command_id, exc)
-            self._deliver(self._show_notice, UNREACHABLE_ID, UNREACHABLE_EN, "")
+            self._deliver(self._show_notice, messages.UNREACHABLE)
             return
         if not reply.ok or reply.ticket is None:
             self._deliver(self._show_rejected, reply)
             return
         view = reply.ticket
-        try:
-            self._print(view)
-        except KioskError as exc:
-            _LOGGER.error(
-                "Printing ticket %s (%s) on %s failed: %s",
-                view.label,
-                view.id,
-                self.printer_spec,
-                exc,
-            )
-            self._publish_printer("error", str(exc))
+        result = self.printer.print_ticket(view, check_first=False)
+        self._publish_printer(result.status, result.error)
+        if not result.printed:
             self._deliver(self._show_print_failure, view)
+            self._report_print_failure(view, result)
             return
         self._deliver(self._show_ticket, view)
-        self._check_printer()
 
     # Printing (worker thread) ----------------------------------------------
 
-    def _print(self, view: TicketView) -> None:
-        if self._layout is None:
-            config = self.kiosk.printer
-            self._layout = PaperLayout(config.width_mm, config.profile, config.codepage)
-        data = render_ticket(printed_ticket(self.site, view), self._layout)
-        self._open_printer().send(data, view.id)
+    def _report_print_failure(self, view: TicketView, result: PrintResult) -> None:
+        """Tell the engine a ticket was not printed, so it leaves the waiting count."""
+        reason = (result.error or result.status.value)[:MAX_REASON_LENGTH]
+        command = Command(
+            CommandKind.PRINT_FAILED,
+            new_command_id("kiosk"),
+            ticket=view.label,
+            reason=reason,
+        )
+        self._unreported.append(command)
+        self._send_unreported()
 
-    def _open_printer(self) -> Printer:
-        # A failed open leaves _printer unset, so the next ticket tries again.
-        if self._printer is None:
-            self._printer = open_printer(self.printer_spec)
-        return self._printer
+    def _send_unreported(self) -> None:
+        # The same command id goes again until the engine answers, and the
+        # engine applies an id once, so a retry never undoes a later reprint.
+        for command in list(self._unreported):
+            try:
+                reply = self._client.request(command)
+            except AntreanError as exc:
+                _LOGGER.warning(
+                    "Reporting that %s was not printed failed (%s); will retry",
+                    command.ticket,
+                    exc,
+                )
+                return
+            self._unreported.remove(command)
+            if reply.ok:
+                _LOGGER.info("Engine: %s", reply.message)
+            else:
+                _LOGGER.error(
+                    "Engine rejected the print failure of %s: %s",
+                    command.ticket,
+                    reply.message,
+                )
+
+    def _reprint(self, request: PrintRequest) -> None:
+        view = request.ticket
+        if request.command_id in self._printed_requests:
+            _LOGGER.info("Print request %s was already printed", request.command_id)
+            return
+        _LOGGER.info("Printing %s again, as %s asked", view.label, request.counter_name)
+        result = self.printer.print_ticket(view, reprint=True)
+        self._publish_printer(result.status, result.error)
+        if result.printed:
+            self._printed_requests.append(request.command_id)
+        else:
+            self._report_print_failure(view, result)
 
     def _check_printer(self) -> None:
-        try:
-            status = self._open_printer().query_status().value
-        except KioskError as exc:
-            _LOGGER.warning("Printer %s is not usable: %s", self.printer_spec, exc)
-            self._publish_printer("error", str(exc))
-            return
-        self._publish_printer(status, "")
+        status, error = self.printer.status()
+        self._publish_printer(status, error)
+        if self._unreported and self._client.connected:
+            self._send_unreported()
 
-    def _publish_printer(self, status: str, error: str) -> None:
-        self._deliver(self._apply_printer_status, status)
+    def _publish_printer(self, status: PrinterStatus, error: str) -> None:
+        name = "error" if error else status.value
+        if name != self._last_printer_status:
+            level = logging.INFO if status is PrinterStatus.ONLINE else logging.WARNING
+            _LOGGER.log(level, "Printer %s is %s %s", self.printer_spec, name, error)
+            self._last_printer_status = name
+        self._deliver(self._apply_printer_status, name)
         if not self._client.connected:
             return
-        detail = {"printer": status, "printer_spec": self.printer_spec}
+        detail = {"printer": name, "printer_spec": self.printer_spec}
         if error:
             detail["printer_error"] = error
         self._client.publish_status(detail)
@@ -391,23 +507,35 @@ class KioskController(EventDispatcher):
 
     def _show_ticket(self, view: TicketView) -> None:
         self._set_ticket(view)
-        self.message_id = ""
-        self.message_en = ""
+        self.notice = ""
+        self.notice_args = {}
+        self.notice_detail = ""
         self.notice_label = ""
         self._show_result(ScreenName.TICKET, TICKET_SCREEN_S)
 
     def _show_print_failure(self, view: TicketView) -> None:
         self._set_ticket(view)
-        self._show_notice(PRINT_FAILED_ID, PRINT_FAILED_EN, view.label)
+        self._show_notice(messages.PRINT_FAILED, label=view.label)
 
     def _show_rejected(self, reply: Reply) -> None:
-        _LOGGER.info("Ticket request %s rejected: %s", reply.command_id, reply.message)
-        message_id = REJECTED_ID.get(reply.error, REJECTED_DEFAULT_ID)
-        self._show_notice(message_id, reply.message, "")
+        _LOGGER.info("Request %s rejected: %s", reply.command_id, reply.message)
+        notice = messages.REJECTED
+        if reply.error is not None:
+            notice = messages.REJECTED_BY_CODE.get(reply.error, messages.REJECTED)
+        window = self.site.appointments
+        minutes = (
+            window.late_minutes
+            if reply.error is ErrorCode.APPOINTMENT_TOO_LATE
+            else window.early_minutes
+        )
+        self._show_notice(notice, detail=reply.message, minutes=minutes)
 
-    def _show_notice(self, message_id: str, message_en: str, label: str) -> None:
-        self.message_id = message_id
-        self.message_en = message_en
+    def _show_notice(
+        self, notice: str, label: str = "", detail: str = "", **args: Any
+    ) -> None:
+        self.notice = notice
+        self.notice_args = args
+        self.notice_detail = detail
         self.notice_label = label
         self._show_result(ScreenName.NOTICE, NOTICE_SCREEN_S)
 
@@ -423,15 +551,21 @@ class KioskController(EventDispatcher):
         self.last_ticket = view
         self.ticket_label = view.label
         self.ticket_service_id = service.name_id if service else view.service
-        self.ticket_service_en = service.name_en if service else ""
+        self.ticket_service_en = service.name_en if service else view.service
         self.ticket_priority = view.lane is Lane.PRIORITY
         self.ticket_category_id = category.name_id if category else ""
         self.ticket_category_en = category.name_en if category else ""
         self.people_ahead = view.people_ahead
+        self.wait_low = view.estimate.low if view.estimate else 0
+        self.wait_high = view.estimate.high if view.estimate else -1
+        booked = view.appointment_at
+        self.ticket_appointment = (
+            f"{booked.astimezone(self.site.timezone):%H:%M}" if booked else ""
+        )
 
     def _show_inner(self, screen: ScreenName) -> None:
         self.screen = screen.value
-        self._schedule_return(INNER_SCREEN_IDLE_S)
+        self._schedule_return(IDLE_S)
 
     def _schedule_return(self, seconds: float) -> None:
         self._cancel_return()
@@ -455,7 +589,17 @@ class KioskController(EventDispatcher):
         # Runs on paho's network thread, or in the caller of start() and stop().
         self._deliver(self._apply_link, link)
         if link is Link.CONNECTED:
+            # The check also resends print failures the engine has not confirmed.
             self._submit(self._check_printer)
+
+    def _receive_print_request(self, message: mqtt.MQTTMessage) -> None:
+        # Runs on paho's network thread; printing waits for the worker thread.
+        try:
+            request = contract.decode_print_request(message.payload)
+        except ContractError as exc:
+            _LOGGER.warning("Ignored a malformed print request: %s", exc)
+            return
+        self._submit(self._reprint, request)
 
     def _apply_state(self, state: OfficeState) -> None:
         self._state_at = time.monotonic()
@@ -473,7 +617,7 @@ class KioskController(EventDispatcher):
 
     def _apply_printer_status(self, status: str) -> None:
         self.printer_status = status
-        self.printer_text = PRINTER_WARNINGS.get(status, "")
+        self.printer_text = messages.PRINTER_WARNINGS.get(status, "")
 
     def _schedule_printer_check(self, _dt: float) -> None:
         # Returns None on purpose: a False return would stop the Clock interval.
@@ -486,11 +630,11 @@ class KioskController(EventDispatcher):
         fresh = time.monotonic() - self._state_at < STATE_STALE_S
         self.online = self.connected and fresh
         if not self.connected:
-            self.connection_text = DISCONNECTED_TEXT
+            self.connection_text = messages.DISCONNECTED
         elif not fresh:
-            self.connection_text = STALE_TEXT
+            self.connection_text = messages.STALE
         else:
-            self.connection_text = CONNECTED_TEXT
+            self.connection_text = messages.CONNECTED
 
     # Threads ---------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""The kiosk's root widget, its screens and status bar, and the Kivy App around it."""
+"""The kiosk's root widget, its screens and status bar, and the Kivy App around it.
+
+The root also takes the keyboard: a USB barcode scanner types an appointment
+code like a keyboard and ends it with Enter.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import logging
 from pathlib import Path
 
 from kivy.app import App
+from kivy.core.window import Window
+from kivy.input.motionevent import MotionEvent
 from kivy.lang import Builder
 from kivy.properties import ObjectProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from kiosk.category_screen import CategoryScreen
+from kiosk.check_in_screen import CheckInScreen
 from kiosk.controller import KioskController, ScreenName
 from kiosk.home_screen import HomeScreen
 from kiosk.notice_screen import NoticeScreen
@@ -28,7 +35,11 @@ SCREEN_CLASSES = {
     ScreenName.WAIT: WaitScreen,
     ScreenName.TICKET: TicketScreen,
     ScreenName.NOTICE: NoticeScreen,
+    ScreenName.CHECK_IN: CheckInScreen,
 }
+# SDL key codes of Enter, keypad Enter and Backspace.
+ENTER_KEYS = frozenset({13, 271})
+BACKSPACE_KEY = 8
 
 
 class KioskRoot(BoxLayout):
@@ -48,6 +59,35 @@ class KioskRoot(BoxLayout):
             )
         self.controller.bind(screen=self._show_screen)
         self._show_screen(self.controller, self.controller.screen)
+
+    def on_parent(self, _root, parent) -> None:
+        # Several roots come and go on one Window in the tests, so only a root
+        # that is on screen listens to the keyboard.
+        if parent is not None:
+            Window.bind(on_textinput=self._on_textinput, on_key_down=self._on_key_down)
+        else:
+            Window.unbind(
+                on_textinput=self._on_textinput, on_key_down=self._on_key_down
+            )
+
+    def on_touch_down(self, touch: MotionEvent) -> bool:
+        self.controller.note_activity()
+        return super().on_touch_down(touch)
+
+    def _on_textinput(self, _window, text: str) -> None:
+        # NOTE: SDL2 sends text input events only while text input is on,
+        # which it is by default on desktop Linux unless a widget turns it off.
+        self.controller.note_activity()
+        self.controller.type_code(text)
+
+    def _on_key_down(self, _window, key: int, _scancode, _codepoint, _modifiers):
+        self.controller.note_activity()
+        if key in ENTER_KEYS:
+            return self.controller.submit_code()
+        if key == BACKSPACE_KEY and self.controller.screen == ScreenName.CHECK_IN:
+            self.controller.erase_code()
+            return True
+        return False
 
     def _show_screen(self, _controller, name: str) -> None:
         self.ids.screens.current = name

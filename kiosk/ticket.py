@@ -32,8 +32,17 @@ DAY_NAMES = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
 
 HEADING = "NOMOR ANTREAN"
 PRIORITY_HEADING = "PRIORITAS"
+APPOINTMENT_HEADING = "JANJI TEMU"
+REPRINT_HEADING = "CETAK ULANG"
 PEOPLE_AHEAD_PREFIX = "Orang di depan Anda: "
+WAIT_PREFIX = "Perkiraan menunggu "
+DOCUMENTS_HEADING = "Dokumen yang perlu dibawa:"
+DOCUMENT_BULLET = "- "
 CLOSING_SENTENCES = ("Mohon menunggu panggilan.", "Terima kasih.")
+
+# QR module size in printer dots: 6 dots is 0.75 mm at 8 dots per mm, so the
+# ticket id (21 modules plus the quiet zone) prints about 17 mm wide.
+QR_MODULE_DOTS = 6
 
 # Code page slot that ESC/POS printers select at power-on.
 DEFAULT_CODEPAGE_SLOT = "0"
@@ -51,6 +60,12 @@ class PrintedTicket:
     issued_at: datetime
     people_ahead: int
     ticket_id: str
+    # The estimated wait in whole minutes, low and high; None prints no estimate.
+    wait_range: tuple[int, int] | None = None
+    documents: tuple[str, ...] = ()
+    # The booked time of an appointment, in the office's zone; None for walk-ins.
+    appointment_at: datetime | None = None
+    reprint: bool = False
 
     def __post_init__(self) -> None:
         if not self.label.strip():
@@ -68,6 +83,11 @@ class PrintedTicket:
             raise TicketError(
                 f"Ticket {self.ticket_id!r} has people_ahead={self.people_ahead}. "
                 "Pass the number of waiting tickets ahead, 0 or more."
+            )
+        if self.wait_range is not None and not 0 <= self.wait_range[0] <= self.wait_range[1]:
+            raise TicketError(
+                f"Ticket {self.ticket_id!r} has wait_range={self.wait_range}. "
+                "Pass (low, high) minutes with 0 <= low <= high, or None."
             )
 
 
@@ -216,10 +236,25 @@ def render_ticket(ticket: PrintedTicket, layout: PaperLayout) -> bytes:
     if ticket.priority:
         _write_priority(writer, ticket.category_name)
 
+    if ticket.appointment_at is not None:
+        writer.printer.set(bold=True)
+        writer.line(f"{APPOINTMENT_HEADING} {ticket.appointment_at:%H:%M}")
+        writer.printer.set(bold=False)
+
     writer.paragraph(ticket.service_name)
     writer.line(format_issued_at(ticket.issued_at))
     writer.line(f"{PEOPLE_AHEAD_PREFIX}{ticket.people_ahead}")
+    if ticket.wait_range is not None:
+        writer.paragraph(format_wait(*ticket.wait_range))
     writer.rule()
+    if ticket.documents:
+        _write_documents(writer, ticket.documents)
+        writer.rule()
+    _write_qr(writer, ticket.ticket_id)
+    if ticket.reprint:
+        writer.printer.set(bold=True)
+        writer.line(REPRINT_HEADING)
+        writer.printer.set(bold=False)
     _write_closing(writer)
 
     writer.printer.cut()
@@ -263,6 +298,30 @@ def _write_priority(writer: _TicketWriter, category_name: str | None) -> None:
     writer.printer.set(bold=False, invert=False)
 
 
+def _write_documents(writer: _TicketWriter, documents: tuple[str, ...]) -> None:
+    writer.printer.set(align="left")
+    writer.paragraph(DOCUMENTS_HEADING)
+    indent = " " * len(DOCUMENT_BULLET)
+    for document in documents:
+        lines = writer.wrapped(document, width=writer.width - len(indent))
+        for index, line in enumerate(lines):
+            writer.line((DOCUMENT_BULLET if index == 0 else indent) + line)
+    writer.printer.set(align="center")
+
+
+def _write_qr(writer: _TicketWriter, ticket_id: str) -> None:
+    """Print the ticket id as a QR code, centred by the justification in force."""
+    text = writer.printable(ticket_id)
+    if writer.printer.profile.supports("qrCode"):
+        writer.printer.qr(text, size=QR_MODULE_DOTS, native=True)
+        # The QR print command ends without a line feed.
+        writer.line("")
+    else:
+        # Printers without native QR get it as a raster image.
+        writer.printer.qr(text, size=QR_MODULE_DOTS, native=False)
+    writer.line(text)
+
+
 def _write_closing(writer: _TicketWriter) -> None:
     closing = " ".join(CLOSING_SENTENCES)
     if len(closing) <= writer.width:
@@ -271,6 +330,15 @@ def _write_closing(writer: _TicketWriter) -> None:
     # On narrow paper each sentence starts its own line.
     for sentence in CLOSING_SENTENCES:
         writer.paragraph(sentence)
+
+
+def format_wait(low: int, high: int) -> str:
+    """Format an estimated wait range, for example "Perkiraan menunggu 15-25 menit"."""
+    if high < 1:
+        return f"{WAIT_PREFIX}kurang dari 1 menit"
+    if low == high:
+        return f"{WAIT_PREFIX}{high} menit"
+    return f"{WAIT_PREFIX}{low}-{high} menit"
 
 
 def format_issued_at(issued_at: datetime) -> str:

@@ -22,6 +22,7 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import Screen
 
+from kiosk.i18n import DEFAULT_LANGUAGE, translate
 from kiosk.theme import BLUE, BLUE_DOWN, MUTED, WHITE
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,19 +55,25 @@ class ServiceButton(KioskButton):
     name_en = StringProperty("")
     description_id = StringProperty("")
     description_en = StringProperty("")
+    language = StringProperty(DEFAULT_LANGUAGE)
     # -1 until the engine's state arrives.
     remaining = NumericProperty(-1)
-    remaining_id = StringProperty("")
-    remaining_en = StringProperty("")
+    remaining_text = StringProperty("")
 
-    def on_remaining(self, _button, remaining: int) -> None:
-        if remaining < 0:
-            self.remaining_id, self.remaining_en = "", ""
-        elif remaining == 0:
-            self.remaining_id, self.remaining_en = "Habis", "None left"
+    def on_remaining(self, _button, _remaining: int) -> None:
+        self._show_remaining()
+
+    def on_language(self, _button, _language: str) -> None:
+        self._show_remaining()
+
+    def _show_remaining(self) -> None:
+        if self.remaining < 0:
+            self.remaining_text = ""
+        elif self.remaining == 0:
+            self.remaining_text = translate("None left today", self.language)
         else:
-            self.remaining_id = f"Sisa {remaining}"
-            self.remaining_en = f"{remaining} left"
+            template = translate("{count} left", self.language)
+            self.remaining_text = template.format(count=int(self.remaining))
 
 
 class CategoryButton(KioskButton):
@@ -75,6 +82,7 @@ class CategoryButton(KioskButton):
     key = StringProperty("")
     name_id = StringProperty("")
     name_en = StringProperty("")
+    language = StringProperty(DEFAULT_LANGUAGE)
 
 
 class ReflowGrid(GridLayout):
@@ -86,6 +94,10 @@ class ReflowGrid(GridLayout):
 
     def on_choose(self, value: str) -> None:
         pass
+
+    def _show_language(self, _controller, language: str) -> None:
+        for button in self.buttons.values():
+            button.language = language
 
 
 class ServiceGrid(ReflowGrid):
@@ -101,8 +113,9 @@ class ServiceGrid(ReflowGrid):
             button.bind(on_release=lambda b: self.dispatch("on_choose", b.code))
             self.buttons[entry["code"]] = button
             self.add_widget(button)
-        controller.bind(remaining=self._show_remaining)
+        controller.bind(remaining=self._show_remaining, language=self._show_language)
         self._show_remaining(controller, controller.remaining)
+        self._show_language(controller, controller.language)
 
     def _show_remaining(self, _controller, remaining: dict) -> None:
         for code, button in self.buttons.items():
@@ -122,6 +135,8 @@ class CategoryGrid(ReflowGrid):
             button.bind(on_release=lambda b: self.dispatch("on_choose", b.key))
             self.buttons[entry["key"]] = button
             self.add_widget(button)
+        controller.bind(language=self._show_language)
+        self._show_language(controller, controller.language)
 
 
 Builder.load_file(str(Path(__file__).with_suffix(".kv")))

@@ -89,4 +89,3 @@ def _check_window(engine: Engine, code: str, booked: datetime, now: datetime) ->
 
 def _local(engine: Engine, moment: datetime) -> str:
     return f"{moment.astimezone(engine.site.timezone):%Y-%m-%d %H:%M}"
-

@@ -8,6 +8,11 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pty_printer import FakeSerialPrinter, SocatPtyPair
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,3 +40,27 @@ _import_escpos_in_scratch_dir()
 def pytest_unconfigure() -> None:
     _LOGGER.debug("Removing escpos scratch directory %s", _SCRATCH_DIR)
     shutil.rmtree(_SCRATCH_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[SocatPtyPair]:
+    pair = SocatPtyPair(tmp_path)
+    pair.start()
+    yield pair
+    pair.stop()
+
+
+@pytest.fixture
+def start_fake_printer(
+    pty_pair: SocatPtyPair,
+) -> Iterator[Callable[[dict[int, int]], FakeSerialPrinter]]:
+    started: list[FakeSerialPrinter] = []
+
+    def start(replies: dict[int, int]) -> FakeSerialPrinter:
+        fake = FakeSerialPrinter(pty_pair.host_path, replies)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()

@@ -13,7 +13,12 @@ import pytest
 from kivy.base import EventLoop
 from kivy.tests import UnitTestTouch
 
-from kiosk.controller import DISCONNECTED_TEXT, KioskController, ScreenName
+from kiosk_support import add_appointment
+
+from kiosk import controller as controller_module
+from kiosk import messages
+from kiosk.controller import KioskController, ScreenName
+from kiosk.i18n import translate
 from kiosk.root import KioskRoot
 
 pytestmark = pytest.mark.kivy
@@ -122,12 +127,13 @@ def test_double_touch_gives_one_ticket(kiosk_root, office):
 
 def test_remaining_shown_on_button(kiosk_root):
     button = service_button(kiosk_root, ScreenName.HOME, "C")
-    assert button.remaining_id == "Sisa 100"
+    assert button.remaining_text == "Sisa 100"
 
     kiosk_root.controller.issue("C")
 
-    assert run_frames_until(lambda: button.remaining_id == "Sisa 99")
-    assert button.remaining_en == "99 left"
+    assert run_frames_until(lambda: button.remaining_text == "Sisa 99")
+    kiosk_root.controller.set_language("en")
+    assert button.remaining_text == "99 left"
 
 
 def test_priority_path_by_touch(kiosk_root, office):
@@ -191,8 +197,9 @@ def test_unknown_service_notice_shown(kiosk_root, office):
 
     notice = kiosk_root.screen(ScreenName.NOTICE)
     assert run_frames_until(lambda: kiosk_root.ids.screens.current == "notice")
-    assert "does not exist" in notice.ids.message_en.text
-    assert notice.ids.message_id.text == "Layanan ini tidak tersedia di kantor ini."
+    assert run_frames_until(
+        lambda: notice.ids.message.text == "Layanan ini tidak tersedia di kantor ini."
+    )
     assert ticket_files(office.data_dir) == []
 
 
@@ -200,42 +207,170 @@ def test_status_bar_shows_offline(kiosk_root, office):
     office.broker.stop()
 
     connection = kiosk_root.ids.connection
-    assert run_frames_until(lambda: connection.text == DISCONNECTED_TEXT)
+    offline_text = kiosk_root.screen(ScreenName.HOME).ids.offline_text
+    assert run_frames_until(
+        lambda: connection.text == translate(messages.DISCONNECTED, "id")
+    )
+    assert offline_text.text == translate(messages.OFFLINE_BANNER, "id")
+
+
+def test_two_providers_one_touch_one_ticket(kiosk_root, office):
+    controller = kiosk_root.controller
+    button = service_button(kiosk_root, ScreenName.HOME, "B")
+    x, y = button.to_window(*button.center)
+    # One physical tap reported by a mouse and a touch provider: same place,
+    # same moment, two touch events.
+    first = UnitTestTouch(x, y)
+    second = UnitTestTouch(x, y)
+    first.touch_down()
+    second.touch_down()
+    first.touch_up()
+    second.touch_up()
+
+    assert run_frames_until(lambda: controller.screen == ScreenName.TICKET)
+    assert run_frames_until(lambda: controller.remaining.get("B") == 59)
+    run_frames_for(0.5)
+    assert controller.remaining.get("B") == 59
+    assert controller.ticket_label == "B-001"
+    assert len(ticket_files(office.data_dir)) == 1
+
+
+def test_language_button_switches_texts(kiosk_root):
+    controller = kiosk_root.controller
+    home = kiosk_root.screen(ScreenName.HOME)
+    button = service_button(kiosk_root, ScreenName.HOME, "A")
+    assert home.ids.check_in.title == "Saya punya janji temu"
+
+    touch(home.ids.language)
+
+    assert run_frames_until(lambda: controller.language == "en")
+    assert run_frames_until(lambda: home.ids.check_in.title == "I have an appointment")
+    assert button.remaining_text == "60 left"
+    assert home.ids.language.title == "Bahasa Indonesia"
+    assert kiosk_root.ids.connection.text == messages.CONNECTED
+    touch(home.ids.language)
+    assert run_frames_until(lambda: home.ids.check_in.title == "Saya punya janji temu")
+
+
+def test_idle_returns_home_in_indonesian(kiosk_root, monkeypatch):
+    monkeypatch.setattr(controller_module, "IDLE_S", 0.5)
+    controller = kiosk_root.controller
+    home = kiosk_root.screen(ScreenName.HOME)
+    touch(home.ids.language)
+    touch(home.ids.priority)
+    assert run_frames_until(lambda: controller.screen == ScreenName.CATEGORIES)
+    assert controller.language == "en"
+
+    assert run_frames_until(lambda: controller.language == "id")
+    assert run_frames_until(lambda: kiosk_root.ids.screens.current == ScreenName.HOME)
+    assert home.ids.check_in.title == "Saya punya janji temu"
+
+
+def test_check_in_by_keypad(kiosk_root, office):
+    add_appointment(office, "BK2026")
+    controller = kiosk_root.controller
+    touch(kiosk_root.screen(ScreenName.HOME).ids.check_in)
+    screen = kiosk_root.screen(ScreenName.CHECK_IN)
+    assert run_frames_until(
+        lambda: kiosk_root.ids.screens.current == ScreenName.CHECK_IN
+    )
+    keys = screen.ids.keypad.keys
+    assert run_frames_until(lambda: keys["B"].width > 0)
+
+    for character in "BK20269":
+        touch(keys[character])
+    touch(screen.ids.erase)
+    assert run_frames_until(lambda: screen.ids.code.text == "BK2026")
+    touch(screen.ids.submit)
+
+    assert run_frames_until(lambda: controller.screen == ScreenName.TICKET)
+    assert controller.ticket_label == "A-001"
+    assert controller.ticket_appointment
+    appointment = kiosk_root.screen(ScreenName.TICKET).ids.appointment
+    assert run_frames_until(lambda: appointment.text.startswith("Janji temu pukul"))
+    assert b"JANJI TEMU" in ticket_files(office.data_dir)[0].read_bytes()
+
+
+def test_scanner_checks_in_from_home(kiosk_root, office, window):
+    add_appointment(office, "SCAN1234", service="C")
+    controller = kiosk_root.controller
+
+    # A barcode scanner types like a keyboard and ends with Enter.
+    for character in "scan1234":
+        window.dispatch("on_textinput", character)
+    assert controller.screen == ScreenName.CHECK_IN
+    assert controller.code == "SCAN1234"
+    window.dispatch("on_key_down", 13, 40, None, [])
+
+    assert run_frames_until(lambda: controller.screen == ScreenName.TICKET)
+    assert controller.ticket_label == "C-001"
+    assert len(ticket_files(office.data_dir)) == 1
+
+
+def test_scanned_unknown_code_explained(kiosk_root, office, window):
+    controller = kiosk_root.controller
+    for character in "NOPE0000\r":
+        window.dispatch("on_textinput", character)
+    window.dispatch("on_key_down", 271, 88, None, [])
+
+    notice = kiosk_root.screen(ScreenName.NOTICE)
+    assert run_frames_until(lambda: controller.screen == ScreenName.NOTICE)
+    assert run_frames_until(
+        lambda: notice.ids.message.text
+        == "Kode janji temu tidak ditemukan. Periksa kodenya lalu coba lagi."
+    )
+    assert ticket_files(office.data_dir) == []
 
 
 @pytest.mark.skipif(
     os.environ.get("ANTREAN_SCREENSHOTS") != "1",
     reason="writes docs/screenshots only when ANTREAN_SCREENSHOTS=1",
 )
-def test_write_screenshots(kiosk_root):
+def test_write_screenshots(kiosk_root, office):
     # The offscreen window keeps the size it was created with, so the root is
     # sized on its own and rendered through an Fbo (Widget.export_to_png).
     controller = kiosk_root.controller
     kiosk_root.size_hint = (None, None)
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
 
-    def shoot(name: str, size: tuple[int, int]) -> None:
-        kiosk_root.size = size
-        run_frames_for(0.3)
-        kiosk_root.export_to_png(str(SCREENSHOT_DIR / f"kiosk-{name}.png"))
+    def shoot(name: str) -> None:
+        for orientation, size in (("landscape", (1920, 1080)), ("portrait", (1080, 1920))):
+            kiosk_root.size = size
+            run_frames_for(0.4)
+            path = SCREENSHOT_DIR / f"kiosk-{name}-{orientation}.png"
+            kiosk_root.export_to_png(str(path))
+            assert path.stat().st_size > 0
 
-    controller.issue("C")
-    assert run_frames_until(lambda: controller.screen == ScreenName.TICKET)
-    controller.issue("B")
-    assert run_frames_until(lambda: controller.ticket_label == "B-001")
-    assert run_frames_until(controller.dismiss)
-    assert run_frames_until(lambda: controller.remaining.get("B") == 59)
-    shoot("home-landscape", (1920, 1080))
-    shoot("home-portrait", (1080, 1920))
+    for service in ("C", "B", "A", "A"):
+        controller.issue(service)
+        assert run_frames_until(lambda: controller.screen == ScreenName.TICKET)
+        assert run_frames_until(controller.dismiss)
+    assert run_frames_until(lambda: controller.remaining.get("A") == 58)
+    shoot("home")
+    controller.set_language("en")
+    shoot("home-english")
+    controller.set_language("id")
 
     controller.open_priority()
-    shoot("priority", (1920, 1080))
-
+    shoot("priority")
     controller.choose_category("lansia")
+    shoot("priority-service")
+
+    add_appointment(office, "BK2026")
+    controller.open_check_in()
+    controller.type_code("BK2026")
+    shoot("check-in")
+
+    controller.screen = ScreenName.WAIT.value
+    shoot("wait")
+
+    controller.go_home()
     controller.issue("A")
     assert run_frames_until(lambda: controller.screen == ScreenName.TICKET)
-    shoot("ticket", (1920, 1080))
-    assert (SCREENSHOT_DIR / "kiosk-ticket.png").stat().st_size > 0
+    shoot("ticket")
+
+    controller._show_print_failure(controller.last_ticket)
+    shoot("notice")
 
 
 RUN_SCRIPT = """

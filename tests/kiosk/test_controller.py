@@ -15,12 +15,11 @@ from broker.client import OfficeClient, new_command_id
 from broker.contract import Command, CommandKind, DeviceStatus, Role
 from broker.mosquitto import start_mosquitto
 from broker.site import Kiosk, Lane, PrinterConfig, Site
+from kiosk_support import ticket_status
+
 from kiosk import controller as controller_module
+from kiosk import messages
 from kiosk.controller import (
-    CONNECTED_TEXT,
-    DISCONNECTED_TEXT,
-    PRINT_FAILED_ID,
-    UNREACHABLE_EN,
     KioskController,
     ScreenName,
     printer_spec_for,
@@ -157,8 +156,8 @@ def test_unknown_service_shows_message(kiosk, office):
     assert kiosk.issue("Z")
 
     assert wait_until(lambda: kiosk.screen == ScreenName.NOTICE)
-    assert "'Z' does not exist" in kiosk.message_en
-    assert kiosk.message_id == "Layanan ini tidak tersedia di kantor ini."
+    assert "'Z' does not exist" in kiosk.notice_detail
+    assert kiosk.notice == "This service is not offered at this office."
     assert kiosk.notice_label == ""
     assert not kiosk.busy
     assert ticket_files(office.data_dir) == []
@@ -178,12 +177,13 @@ def test_quota_reached_shows_message(kiosk, office):
         issuer.stop()
     assert wait_until(lambda: kiosk.remaining.get("A") == 0)
 
-    kiosk.issue("A")
+    assert not kiosk.issue("A")
 
-    assert wait_until(lambda: kiosk.screen == ScreenName.NOTICE)
-    assert kiosk.message_id == "Tiket hari ini untuk layanan ini sudah habis."
-    assert "all issued" in kiosk.message_en
+    assert kiosk.screen == ScreenName.NOTICE
+    assert kiosk.notice == messages.QUOTA_REACHED
+    assert not kiosk.busy
     assert ticket_files(office.data_dir) == []
+    assert ticket_status(office, "A-061") is None
 
 
 def test_engine_unreachable_shows_offline(kiosk, office):
@@ -192,7 +192,7 @@ def test_engine_unreachable_shows_offline(kiosk, office):
     kiosk.issue("A")
 
     assert wait_until(lambda: kiosk.screen == ScreenName.NOTICE)
-    assert kiosk.message_en == UNREACHABLE_EN
+    assert kiosk.notice == messages.UNREACHABLE
     assert not kiosk.busy
     assert ticket_files(office.data_dir) == []
 
@@ -200,18 +200,19 @@ def test_engine_unreachable_shows_offline(kiosk, office):
 def test_broker_down_then_back(kiosk, office, tmp_path):
     office.broker.stop()
     assert wait_until(lambda: not kiosk.connected)
-    assert kiosk.connection_text == DISCONNECTED_TEXT
+    assert kiosk.connection_text == messages.DISCONNECTED
+    assert not kiosk.online
 
     kiosk.issue("A")
     assert wait_until(lambda: kiosk.screen == ScreenName.NOTICE)
-    assert kiosk.message_en == UNREACHABLE_EN
+    assert kiosk.notice == messages.UNREACHABLE
     assert ticket_files(office.data_dir) == []
     assert wait_until(kiosk.dismiss)
 
     broker = start_mosquitto(office.site, office.data_dir)
     try:
         assert wait_until(lambda: kiosk.online, timeout=30)
-        assert kiosk.connection_text == CONNECTED_TEXT
+        assert kiosk.connection_text == messages.CONNECTED
         assert office.engine.wait_connected(30)
         kiosk.issue("A")
         assert wait_until(lambda: kiosk.screen == ScreenName.TICKET)
@@ -229,7 +230,7 @@ def test_double_issue_gives_one_ticket(kiosk, office):
     assert len(ticket_files(office.data_dir)) == 1
 
 
-def test_print_failure_shows_number(office, tmp_path):
+def test_broken_printer_issues_nothing(office, tmp_path):
     # A directory below a regular file cannot be created, so opening fails.
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
@@ -242,11 +243,12 @@ def test_print_failure_shows_number(office, tmp_path):
         assert wait_until(lambda: controller.online)
         controller.issue("D")
         assert wait_until(lambda: controller.screen == ScreenName.NOTICE)
-        assert controller.message_id == PRINT_FAILED_ID
-        assert controller.notice_label == "D-001"
+        assert controller.notice == messages.PRINTER_DOWN
+        assert controller.notice_label == ""
         assert controller.printer_status == "error"
-        assert controller.printer_text
+        assert controller.printer_text == messages.PRINTER_WARNINGS["error"]
         assert not controller.busy
+        assert ticket_status(office, "D-001") is None
     finally:
         controller.stop()
 

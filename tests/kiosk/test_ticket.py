@@ -6,7 +6,7 @@ the golden files, then review their decoded text in test_golden_decodes_to_text.
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from kiosk.ticket import (
     PaperLayout,
     PrintedTicket,
     format_issued_at,
+    format_wait,
     label_scale,
     render_ticket,
 )
@@ -38,7 +39,9 @@ NORMAL_TICKET = PrintedTicket(
     category_name=None,
     issued_at=datetime(2026, 12, 7, 14, 5, tzinfo=OFFICE_ZONE),
     people_ahead=12,
-    ticket_id="ticket-normal",
+    ticket_id="20261207-A001",
+    wait_range=(15, 25),
+    documents=("KTP", "Kartu Keluarga", "Akta lahir atau ijazah asli dan fotokopinya"),
 )
 PRIORITY_TICKET = PrintedTicket(
     office_name=OFFICE_NAME,
@@ -48,11 +51,11 @@ PRIORITY_TICKET = PrintedTicket(
     category_name="Lansia",
     issued_at=datetime(2026, 12, 4, 9, 15, tzinfo=OFFICE_ZONE),
     people_ahead=0,
-    ticket_id="ticket-priority",
+    ticket_id="20261204-B012",
 )
 
 # Python codecs for the code page slots that the tests select.
-SLOT_CODECS = {0: "cp437", 19: "cp858"}
+SLOT_CODECS = {0: "cp437", 19: "cp858", 52: "cp437"}
 
 ESC = 0x1B
 GS = 0x1D
@@ -79,6 +82,9 @@ class _DecoderState:
     aligned_centre: bool = False
     cut: bool = False
     feed_lines: int = 0
+    # Contents of native QR codes (GS ( k) and the number of raster images (GS v 0).
+    qr_codes: list[str] = field(default_factory=list)
+    images: int = 0
 
 
 def decode_escpos(data: bytes) -> tuple[list[PrintedLine], _DecoderState]:
@@ -116,6 +122,10 @@ def _finish_line(text: bytearray, state: _DecoderState) -> PrintedLine:
 
 def _apply_command(data: bytes, index: int, state: _DecoderState) -> int:
     command = data[index : index + 2]
+    if command == b"\x1d(":
+        return _apply_2d_code(data, index, state)
+    if command == b"\x1dv":
+        return _skip_raster_image(data, index, state)
     argument = data[index + 2] if index + 2 < len(data) else None
     if command == b"\x1b@":
         state.bold, state.invert, state.width, state.height = False, False, 1, 1
@@ -138,6 +148,26 @@ def _apply_command(data: bytes, index: int, state: _DecoderState) -> int:
     else:
         raise AssertionError(f"unexpected command {command!r} at {index}")
     return index + 3
+
+
+def _apply_2d_code(data: bytes, index: int, state: _DecoderState) -> int:
+    # GS ( k pL pH cn fn [parameters]: only the QR functions are expected.
+    assert data[index + 2 : index + 3] == b"k", f"unexpected GS ( at {index}"
+    length = data[index + 3] + 256 * data[index + 4]
+    body = data[index + 5 : index + 5 + length]
+    assert body[:1] == b"1", f"2D code {body!r} is not a QR code"
+    if body[1:3] == b"P0":
+        state.qr_codes.append(body[3:].decode("ascii"))
+    return index + 5 + length
+
+
+def _skip_raster_image(data: bytes, index: int, state: _DecoderState) -> int:
+    # GS v 0 m xL xH yL yH, then xL + 256 xH bytes per row for yL + 256 yH rows.
+    assert data[index + 2] == ord("0"), f"unexpected GS v at {index}"
+    width = data[index + 4] + 256 * data[index + 5]
+    height = data[index + 6] + 256 * data[index + 7]
+    state.images += 1
+    return index + 8 + width * height
 
 
 def texts(lines: list[PrintedLine]) -> list[str]:
@@ -165,7 +195,16 @@ EXPECTED_LINES = {
         "Penerbitan Paspor Baru",
         "Senin, 07-12-2026 14:05",
         "Orang di depan Anda: 12",
+        "Perkiraan menunggu 15-25 menit",
         "-" * 32,
+        "Dokumen yang perlu dibawa:",
+        "- KTP",
+        "- Kartu Keluarga",
+        "- Akta lahir atau ijazah asli",
+        "  dan fotokopinya",
+        "-" * 32,
+        "",
+        "20261207-A001",
         "Mohon menunggu panggilan.",
         "Terima kasih.",
     ],
@@ -177,7 +216,15 @@ EXPECTED_LINES = {
         "Penerbitan Paspor Baru",
         "Senin, 07-12-2026 14:05",
         "Orang di depan Anda: 12",
+        "Perkiraan menunggu 15-25 menit",
         "-" * 48,
+        "Dokumen yang perlu dibawa:",
+        "- KTP",
+        "- Kartu Keluarga",
+        "- Akta lahir atau ijazah asli dan fotokopinya",
+        "-" * 48,
+        "",
+        "20261207-A001",
         "Mohon menunggu panggilan. Terima kasih.",
     ],
     ("priority", 58): [
@@ -192,6 +239,8 @@ EXPECTED_LINES = {
         "Jumat, 04-12-2026 09:15",
         "Orang di depan Anda: 0",
         "-" * 32,
+        "",
+        "20261204-B012",
         "Mohon menunggu panggilan.",
         "Terima kasih.",
     ],
@@ -205,6 +254,8 @@ EXPECTED_LINES = {
         "Jumat, 04-12-2026 09:15",
         "Orang di depan Anda: 0",
         "-" * 48,
+        "",
+        "20261204-B012",
         "Mohon menunggu panggilan. Terima kasih.",
     ],
 }
@@ -233,6 +284,8 @@ def test_golden_decodes_to_text(
     assert state.aligned_centre
     assert state.cut
     assert state.feed_lines > 0
+    assert state.qr_codes == [ticket.ticket_id]
+    assert state.images == 0
 
 
 @pytest.mark.parametrize(("name", "ticket", "width_mm"), GOLDEN_CASES)
@@ -292,6 +345,12 @@ LONG_NAMES_TICKET = replace(
     category_name="Penyandang Disabilitas dan Ibu Hamil atau Membawa Balita",
     label="ANTREAN-PRIORITAS-0000000000000000000000000001",
     people_ahead=1234567,
+    wait_range=(100, 1000),
+    documents=(
+        "SuratKeteranganKehilanganDariKepolisianYangSangatPanjang",
+        "Kartu Keluarga asli yang masih berlaku dan fotokopinya",
+    ),
+    reprint=True,
 )
 
 
@@ -467,3 +526,72 @@ def test_blank_label_rejected(label: str) -> None:
 
 def test_ticket_error_is_kiosk_error() -> None:
     assert issubclass(TicketError, KioskError)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (15, 25, "Perkiraan menunggu 15-25 menit"),
+        (10, 10, "Perkiraan menunggu 10 menit"),
+        (0, 5, "Perkiraan menunggu 0-5 menit"),
+        (0, 0, "Perkiraan menunggu kurang dari 1 menit"),
+    ],
+)
+def test_format_wait(low: int, high: int, expected: str) -> None:
+    assert format_wait(low, high) == expected
+
+
+def test_no_wait_line_without_estimate() -> None:
+    lines, _ = decode_escpos(render_ticket(PRIORITY_TICKET, PaperLayout(80)))
+
+    assert not any(line.text.startswith("Perkiraan") for line in lines)
+
+
+@pytest.mark.parametrize("wait_range", [(-1, 5), (10, 5)])
+def test_invalid_wait_range_rejected(wait_range: tuple[int, int]) -> None:
+    with pytest.raises(TicketError, match="wait_range"):
+        replace(NORMAL_TICKET, wait_range=wait_range)
+
+
+def test_profile_without_native_qr_prints_image() -> None:
+    layout = PaperLayout(58, profile="POS-5890")
+    lines, state = decode_escpos(render_ticket(NORMAL_TICKET, layout))
+
+    assert state.qr_codes == []
+    assert state.images == 1
+    assert NORMAL_TICKET.ticket_id in texts(lines)
+    assert "Mohon menunggu panggilan." in texts(lines)
+
+
+def test_unprintable_document_becomes_question_mark() -> None:
+    ticket = replace(NORMAL_TICKET, documents=("KTP ✓",))
+    lines, _ = decode_escpos(render_ticket(ticket, PaperLayout(80)))
+
+    assert "- KTP ?" in texts(lines)
+
+
+def test_documents_left_aligned() -> None:
+    rendered = render_ticket(NORMAL_TICKET, PaperLayout(80))
+    heading = rendered.index(b"Dokumen yang perlu dibawa:")
+
+    assert rendered[heading - 3 : heading] == b"\x1ba\x00"
+    assert rendered.index(b"\x1ba\x01", heading) < rendered.index(b"\x1d(k")
+
+
+def test_reprint_marked() -> None:
+    lines, _ = decode_escpos(render_ticket(replace(NORMAL_TICKET, reprint=True), PaperLayout(58)))
+    by_text = {line.text: line for line in lines}
+
+    assert by_text["CETAK ULANG"].bold
+    assert "CETAK ULANG" not in texts(decode_escpos(render_ticket(NORMAL_TICKET, PaperLayout(58)))[0])
+
+
+def test_appointment_time_printed() -> None:
+    booked = datetime(2026, 12, 7, 14, 30, tzinfo=OFFICE_ZONE)
+    ticket = replace(NORMAL_TICKET, appointment_at=booked)
+    lines, _ = decode_escpos(render_ticket(ticket, PaperLayout(58)))
+
+    assert "JANJI TEMU 14:30" in texts(lines)
+    assert texts(lines).index("JANJI TEMU 14:30") < texts(lines).index(
+        "Penerbitan Paspor Baru"
+    )
