@@ -21,7 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from broker import contract
+from broker import contract, officers_cli
 from broker.client import OfficeClient, OfficeUnavailable, new_command_id
 from broker.contract import Command, CommandKind, OfficeState, Reply, Role
 from broker.errors import AntreanError
@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--renew", action="store_true", help="replace the CA as well as the certificate"
     )
     tls.set_defaults(handler=cmd_broker_tls)
+
+    officers_cli.add_parsers(commands, common)
 
     status = commands.add_parser(
         "status", parents=[common], help="show who waits and who is being served"

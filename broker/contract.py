@@ -25,6 +25,9 @@ MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_COMMAND_ID_LENGTH = 64
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TICKET_LABEL = re.compile(r"^[A-Z]-[0-9]{3}$")
+# Officer ids are letters and digits only, so "-" and "." stay free as keypad keys.
+OFFICER_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
+PIN_PATTERN = re.compile(r"^[0-9]{4,8}$")
 # Appointment codes are compared in capitals; the kiosk upper-cases what it reads.
 APPOINTMENT_CODE = re.compile(r"^[A-Z0-9]{4,16}$")
 MAX_REASON_LENGTH = 120
@@ -61,6 +64,9 @@ class CommandKind(StrEnum):
     CHECK_IN = "check_in"
     PRINT_FAILED = "print_failed"
     REPRINT = "reprint"
+    LOGIN = "login"
+    LOGOUT = "logout"
+    START = "start"
 
 
 class TicketStatus(StrEnum):
@@ -96,6 +102,12 @@ class ErrorCode(StrEnum):
     APPOINTMENT_TOO_EARLY = "appointment_too_early"
     APPOINTMENT_TOO_LATE = "appointment_too_late"
     NOT_REPRINTABLE = "not_reprintable"
+    NOT_LOGGED_IN = "not_logged_in"
+    LOGIN_FAILED = "login_failed"
+    LOGIN_LOCKED = "login_locked"
+    LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
+    ALREADY_STARTED = "already_started"
+    TICKET_AT_COUNTER = "ticket_at_counter"
 
 
 class CounterAvailability(StrEnum):
@@ -177,6 +189,9 @@ class Command:
     ticket: str | None = None
     reason: str | None = None
     code: str | None = None
+    officer: str | None = None
+    # Kept out of repr so that a logged command never shows it.
+    pin: str | None = field(default=None, repr=False)
 
 
 # Which fields each command kind takes, and whether each is required.
@@ -195,6 +210,9 @@ _COMMAND_FIELDS: dict[CommandKind, dict[str, bool]] = {
     CommandKind.CHECK_IN: {"code": True},
     CommandKind.PRINT_FAILED: {"ticket": True, "reason": False},
     CommandKind.REPRINT: {"ticket": True, "counter": True},
+    CommandKind.LOGIN: {"counter": True, "officer": True, "pin": True},
+    CommandKind.LOGOUT: {"counter": True},
+    CommandKind.START: {"counter": True},
 }
 _FIELD_TYPES: dict[str, type] = {
     "service": str,
@@ -205,6 +223,8 @@ _FIELD_TYPES: dict[str, type] = {
     "ticket": str,
     "reason": str,
     "code": str,
+    "officer": str,
+    "pin": str,
 }
 _MAX_TEXT_LENGTH: dict[str, int] = {"reason": MAX_REASON_LENGTH}
 
@@ -236,6 +256,8 @@ class TicketView:
     estimate: WaitRange | None = None
     # The booked time of an appointment ticket; None for a walk-in ticket.
     appointment_at: datetime | None = None
+    # When the officer started serving it (START); None before that.
+    served_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +292,11 @@ class CounterState:
     current: TicketView | None = None
     availability: CounterAvailability = CounterAvailability.OPEN
     reason: str = ""
+    # The officer logged in here, "" for none, and that officer's counts today.
+    officer: str = ""
+    officer_name: str = ""
+    served: int = 0
+    no_shows: int = 0
 
 
 @dataclass(frozen=True)
@@ -292,6 +319,19 @@ class ServiceLoad:
 
 
 @dataclass(frozen=True)
+class WaitingTicket:
+    """A waiting ticket as the counters' waiting lists show it."""
+
+    label: str
+    service: str
+    lane: Lane
+    arrived_at: datetime
+    category: str | None = None
+    # The counter a transfer reserved it for; None when any counter may take it.
+    target_counter: int | None = None
+
+
+@dataclass(frozen=True)
 class OfficeState:
     """The whole picture clients render, retained so a new client is current at once."""
 
@@ -301,6 +341,9 @@ class OfficeState:
     counters: tuple[CounterState, ...] = ()
     services: tuple[ServiceLoad, ...] = ()
     recent_calls: tuple[CallEvent, ...] = ()
+    # The oldest waiting tickets of each service and lane, in arrival order;
+    # bounded by the engine (broker.state.WAITING_LISTED_PER_LANE).
+    waiting: tuple[WaitingTicket, ...] = ()
 
     def service(self, code: str) -> ServiceLoad | None:
         """Return the figures of one service, or None."""
@@ -429,6 +472,13 @@ def decode_command(payload: bytes) -> Command:
             raise ContractError(
                 f"code must be 4 to 16 capital letters or digits, not {value!r}"
             )
+        if name == "officer" and not OFFICER_ID.match(value):
+            raise ContractError(
+                f"officer must be 1 to 32 letters or digits, not {value!r}"
+            )
+        if name == "pin" and not PIN_PATTERN.match(value):
+            # The value is not echoed: it may be a mistyped real PIN.
+            raise ContractError("pin must be 4 to 8 digits")
         if kind_of is int and not 0 < value < 1000:
             raise ContractError(f"{name} must be from 1 to 999, not {value}")
         values[name] = value
@@ -493,6 +543,7 @@ def _ticket(data: Any) -> TicketView:
         people_ahead=_get(data, "people_ahead", int),
         estimate=_optional(data, "estimate", _wait),
         appointment_at=_optional(data, "appointment_at", _time),
+        served_at=_optional(data, "served_at", _time),
     )
 
 
@@ -547,6 +598,10 @@ def decode_state(payload: bytes) -> OfficeState:
             availability=_optional(item, "availability", CounterAvailability)
             or CounterAvailability.OPEN,
             reason=_optional(item, "reason", str) or "",
+            officer=_optional(item, "officer", str) or "",
+            officer_name=_optional(item, "officer_name", str) or "",
+            served=_optional(item, "served", int) or 0,
+            no_shows=_optional(item, "no_shows", int) or 0,
         )
 
     def service(item: Any) -> ServiceLoad:
@@ -567,6 +622,20 @@ def decode_state(payload: bytes) -> OfficeState:
         counters=_list(data, "counters", counter),
         services=_list(data, "services", service),
         recent_calls=_list(data, "recent_calls", _call),
+        waiting=_list(data, "waiting", _waiting_ticket),
+    )
+
+
+def _waiting_ticket(data: Any) -> WaitingTicket:
+    if not isinstance(data, dict):
+        raise ContractError("a waiting ticket must be an object")
+    return WaitingTicket(
+        label=_get(data, "label", str),
+        service=_get(data, "service", str),
+        lane=_get(data, "lane", Lane),
+        arrived_at=_get(data, "arrived_at", _time),
+        category=_optional(data, "category", str),
+        target_counter=_optional(data, "target_counter", int),
     )
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from broker.commands import (
     appointments,
     authorize,
     counters,
+    sessions,
     tickets,
 )
 from broker.contract import (
@@ -61,6 +62,9 @@ HANDLERS: dict[CommandKind, Handler] = {
     CommandKind.CHECK_IN: appointments.check_in,
     CommandKind.PRINT_FAILED: tickets.print_failed,
     CommandKind.REPRINT: tickets.reprint,
+    CommandKind.LOGIN: sessions.login,
+    CommandKind.LOGOUT: sessions.logout,
+    CommandKind.START: counters.start_service,
 }
 
 __all__ = ["Clock", "Engine", "Outcome", "Rejected", "Source", "system_clock"]
@@ -129,6 +133,7 @@ class Engine:
                 self._close_earlier_days(now)
                 try:
                     authorize(source, command)
+                    sessions.require_login(self, command, source, now)
                     reply, calls = HANDLERS[command.kind](self, command, source, now)
                 except Rejected as rejected:
                     reply = Reply(
@@ -228,8 +233,12 @@ class Engine:
         """End a ticket's visit with a final status and return the changed row."""
         changes = {"status": status.value, "finished_at": timestamp(now)}
         if status is TicketStatus.FINISHED and not row.get("served_at"):
-            # NOTE: until counters report the start of service, the call stands in for it.
+            # A ticket finished without a START counts its service from the call.
             changes["served_at"] = row["called_at"]
+        # The officer who closes the visit is credited with it, as after a takeover.
+        officer = counters.officer_at(self, row.get("counter"), now)
+        if officer is not None:
+            changes["officer"] = officer
         self.store.update_ticket(row["id"], changes)
         self.event(now, status.value, row["id"], row["counter"], command)
         self.estimator.invalidate()
@@ -267,7 +276,8 @@ class Engine:
                 "role": source.role.value,
                 "device": source.device,
                 "received_at": timestamp(now),
-                "payload": contract.encode(command).decode(),
+                # The log keeps every field but a login's PIN.
+                "payload": contract.encode(replace(command, pin=None)).decode(),
                 "ok": int(reply.ok),
                 "error": reply.error.value if reply.error else None,
                 "reply": contract.encode(reply).decode(),

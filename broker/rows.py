@@ -55,6 +55,9 @@ def view_from_row(row: dict[str, Any]) -> TicketView:
         people_ahead=int(row.get("people_ahead") or 0),
         estimate=wait_range_from_row(row),
         appointment_at=_optional_time(row.get("appointment_start")),
+        served_at=(
+            datetime.fromisoformat(row["served_at"]) if row.get("served_at") else None
+        ),
     )
 
 

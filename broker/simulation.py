@@ -28,6 +28,7 @@ _LOGGER = logging.getLogger(__name__)
 
 FIRST_DAY = date(2026, 12, 7)  # a Monday; simulated days are consecutive opening days
 KIOSK = Source(Role.KIOSK, "simulated-kiosk")
+OPERATOR = Source(Role.OPERATOR, "simulated-officers")
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,10 @@ class Simulation:
         self._tick(state)
         self._ids += 1
         command = Command(kind, f"sim-{self._ids}", **fields)
-        # Each command comes from the device that would send it in an office.
+        # Tickets come from a kiosk. Counter commands come as an operator's, who
+        # needs no officer login, because simulated officers do not log in.
         counter = fields.get("counter")
-        source = KIOSK if counter is None else Source(Role.COUNTER, str(counter))
+        source = KIOSK if counter is None else OPERATOR
         return self.engine.handle(command, source).reply
 
     def _arrivals(self, state: _Day) -> Generator[simpy.Event, Any, None]:

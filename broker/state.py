@@ -6,8 +6,15 @@ import math
 from datetime import date, datetime
 from typing import Any
 
+from broker import officers
 from broker.availability import CounterStatus, counter_statuses
-from broker.contract import CounterState, OfficeState, ServiceLoad, WaitRange
+from broker.contract import (
+    CounterState,
+    OfficeState,
+    ServiceLoad,
+    WaitingTicket,
+    WaitRange,
+)
 from broker.estimate import Estimator, WaitEstimate
 from broker.policy import Candidate
 from broker.rows import (
@@ -20,6 +27,11 @@ from broker.site import Lane, Site
 from broker.store import Store, timestamp
 
 RECENT_CALLS = 8
+# The waiting list in the state shows the oldest tickets of each service and
+# lane, up to these bounds, so the retained state stays within
+# contract.MAX_PAYLOAD_BYTES however long the queues grow.
+WAITING_LISTED_PER_LANE = 6
+WAITING_LISTED_MAX = 40
 
 
 class StateBuilder:
@@ -39,16 +51,7 @@ class StateBuilder:
         day = self.local_day(now).isoformat()
         at_counter = self.store.at_counter(day)
         statuses = counter_statuses(self.store, self.site, day, now)
-        counters = tuple(
-            CounterState(
-                c.number,
-                c.name,
-                view_from_row(at_counter[c.number]) if c.number in at_counter else None,
-                availability=statuses[c.number].availability,
-                reason=statuses[c.number].reason,
-            )
-            for c in self.site.counters
-        )
+        counters = self._counters(day, at_counter, statuses)
         waiting = self.store.waiting(day)
         issued = self.store.issued_counts(day)
         candidates = candidates_from_rows(waiting)
@@ -76,7 +79,38 @@ class StateBuilder:
         calls = tuple(
             call_from_row(row) for row in self.store.recent_calls(day, RECENT_CALLS)
         )
-        return OfficeState(self.site.id, now, day, counters, services, calls)
+        return OfficeState(
+            self.site.id, now, day, counters, services, calls, waiting_list(waiting)
+        )
+
+    def _counters(
+        self,
+        day: str,
+        at_counter: dict[int, dict[str, Any]],
+        statuses: dict[int, CounterStatus],
+    ) -> tuple[CounterState, ...]:
+        logins = officers.active_logins(self.store, day)
+        names = officers.officer_names(self.store) if logins else {}
+        counts = officers.day_counts(self.store, day) if logins else {}
+        states = []
+        for c in self.site.counters:
+            officer = logins[c.number]["officer"] if c.number in logins else ""
+            served, no_shows = counts.get(officer, (0, 0))
+            current = at_counter.get(c.number)
+            states.append(
+                CounterState(
+                    c.number,
+                    c.name,
+                    view_from_row(current) if current else None,
+                    availability=statuses[c.number].availability,
+                    reason=statuses[c.number].reason,
+                    officer=officer,
+                    officer_name=names.get(officer, ""),
+                    served=served,
+                    no_shows=no_shows,
+                )
+            )
+        return tuple(states)
 
     def estimate_waiting(self, ticket_id: str, now: datetime) -> WaitEstimate | None:
         """Estimate the rest of the wait of a waiting ticket; None if it is not waiting."""
@@ -150,3 +184,35 @@ class StateBuilder:
         )
         estimate = self.estimate(now, [*candidates, probe], probe, statuses, at_counter)
         return estimate.as_range()
+
+
+def waiting_list(rows: list[dict[str, Any]]) -> tuple[WaitingTicket, ...]:
+    """Return the oldest waiting tickets of each service and lane, in arrival order.
+
+    Each service and lane lists up to WAITING_LISTED_PER_LANE tickets. Past
+    WAITING_LISTED_MAX in all, the lists are cut evenly: every service and
+    lane keeps its first ticket before any keeps a second one.
+    """
+    rank: dict[str, int] = {}
+    per_lane: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row["service"], row["lane"])
+        position = per_lane.get(key, 0)
+        per_lane[key] = position + 1
+        if position < WAITING_LISTED_PER_LANE:
+            rank[row["id"]] = position
+    chosen = sorted(rank, key=lambda ticket_id: rank[ticket_id])[:WAITING_LISTED_MAX]
+    kept = set(chosen)
+    return tuple(_waiting_ticket(row) for row in rows if row["id"] in kept)
+
+
+def _waiting_ticket(row: dict[str, Any]) -> WaitingTicket:
+    return WaitingTicket(
+        label=row["label"],
+        service=row["service"],
+        lane=Lane(row["lane"]),
+        # Whole seconds keep the retained state short.
+        arrived_at=datetime.fromisoformat(row["arrived_at"]).replace(microsecond=0),
+        category=row.get("category"),
+        target_counter=row.get("target_counter"),
+    )

@@ -1,7 +1,9 @@
 """The office's SQLite file: schema migrations and the queries the engine runs.
 
-Only the engine writes here. The file stays an ordinary SQLite database that
-sqlite-utils or Datasette can read while the office runs (WAL mode).
+Only the engine writes here, except `antrean officers add`, which adds or
+replaces rows of the officers table. The file stays an ordinary SQLite
+database that sqlite-utils or Datasette can read while the office runs (WAL
+mode).
 """
 
 from __future__ import annotations
@@ -168,6 +170,36 @@ def _create_appointments(db: Database) -> None:
         db["tickets"].add_column(column, str)
 
 
+def _create_officers(db: Database) -> None:
+    # pin_hash contains the scrypt parameters, the officer's own random salt and
+    # the derived key (broker.officers.hash_pin); the PIN itself is never stored.
+    db["officers"].create(
+        {"id": str, "name": str, "pin_hash": str, "created_at": str, "updated_at": str},
+        pk="id",
+        not_null={"name", "pin_hash", "created_at", "updated_at"},
+    )
+    # One row per login; logout_at stays empty while the officer is logged in.
+    db.execute(
+        """
+        CREATE TABLE officer_logins (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            day TEXT NOT NULL,
+            counter INTEGER NOT NULL,
+            officer TEXT NOT NULL,
+            login_at TEXT NOT NULL,
+            logout_at TEXT,
+            login_command_id TEXT,
+            logout_command_id TEXT,
+            ended_by TEXT
+        )
+        """
+    )
+    db["officer_logins"].create_index(
+        ["day", "counter", "seq"], index_name="officer_logins_day"
+    )
+    db["tickets"].create_index(["day", "officer"], index_name="tickets_officer")
+
+
 # Applied in order, each in its own transaction; the file's user_version is the
 # number of migrations applied. Append new steps; never edit a released one.
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
@@ -177,6 +209,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _add_wait_estimates,
     _create_counter_sessions,
     _create_appointments,
+    _create_officers,
 )
 
 

@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from broker import officers
 from broker.commands import Rejected, Result, Source
 from broker.contract import (
     CallEvent,
@@ -134,6 +135,35 @@ def finish(engine: Engine, command: Command, source: Source, now: datetime) -> R
     ), []
 
 
+def start_service(
+    engine: Engine, command: Command, source: Source, now: datetime
+) -> Result:
+    """Mark the start of service of the counter's called ticket, for service times."""
+    counter = engine.counter_for(command)
+    row = engine.current_at(counter, now)
+    if row["status"] == TicketStatus.SERVING.value:
+        since = datetime.fromisoformat(row["served_at"]).astimezone(
+            engine.site.timezone
+        )
+        raise Rejected(
+            ErrorCode.ALREADY_STARTED,
+            f"{row['label']} is already being served, since {since:%H:%M}.",
+        )
+    changes = {"status": TicketStatus.SERVING.value, "served_at": timestamp(now)}
+    officer = officer_at(engine, counter.number, now)
+    if officer is not None:
+        changes["officer"] = officer
+    engine.store.update_ticket(row["id"], changes)
+    engine.event(now, "start", row["id"], counter.number, command)
+    engine.estimator.invalidate()
+    return Reply(
+        command.command_id,
+        ok=True,
+        message=f"Serving {row['label']}.",
+        ticket=view_from_row({**row, **changes}),
+    ), []
+
+
 def transfer(engine: Engine, command: Command, source: Source, now: datetime) -> Result:
     """Move the current ticket to another service's queue or reserve it for a counter."""
     counter = engine.counter_for(command)
@@ -178,11 +208,20 @@ def set_availability(
         CommandKind.PAUSE_COUNTER: CounterAvailability.PAUSED,
         CommandKind.CLOSE_COUNTER: CounterAvailability.CLOSED,
     }[command.kind]
-    _record_session(engine, counter, state, now, command, command.reason or "")
+    record_availability(engine, counter, state, now, command, command.reason or "")
     engine.estimator.invalidate()
     return Reply(
         command.command_id, ok=True, message=f"{counter.name} is {state.value}."
     ), []
+
+
+def officer_at(engine: Engine, counter: int | None, now: datetime) -> str | None:
+    """Return the id of the officer logged in at a counter now, or None."""
+    if counter is None:
+        return None
+    day = engine.local_day(now).isoformat()
+    login = officers.active_logins(engine.store, day).get(counter)
+    return login["officer"] if login else None
 
 
 def _transfer_target(
@@ -215,9 +254,11 @@ def _call_to(
         called_at=timestamp(now),
         counter=counter.number,
         calls=1,
+        officer=officer_at(engine, counter.number, now),
     )
     engine.store.update_ticket(
-        row["id"], {k: row[k] for k in ("status", "called_at", "counter", "calls")}
+        row["id"],
+        {k: row[k] for k in ("status", "called_at", "counter", "calls", "officer")},
     )
     _reopen(engine, counter, now, command)
     call = _announce(engine, row, counter, now, command, recall=False)
@@ -261,10 +302,10 @@ def _reopen(engine: Engine, counter: Counter, now: datetime, command: Command) -
             counter.name,
             session["state"],
         )
-        _record_session(engine, counter, CounterAvailability.OPEN, now, command, "")
+        record_availability(engine, counter, CounterAvailability.OPEN, now, command, "")
 
 
-def _record_session(
+def record_availability(
     engine: Engine,
     counter: Counter,
     state: CounterAvailability,
@@ -272,6 +313,7 @@ def _record_session(
     command: Command,
     reason: str,
 ) -> None:
+    """Append a change of a counter's availability to its sessions of the day."""
     engine.store.append_session(
         {
             "day": engine.local_day(now).isoformat(),

@@ -13,6 +13,7 @@ from broker.contract import Command, CommandKind, ErrorCode, Role, TicketStatus
 from broker.engine import Engine, Source
 from broker.site import Lane, load_site
 from broker.store import Store
+from officer_logins import log_in_engine
 
 KIOSK = Source(Role.KIOSK, "kiosk-1")
 OPERATOR = Source(Role.OPERATOR, "admin")
@@ -40,7 +41,10 @@ def clock() -> Clock:
 @pytest.fixture
 def engine(tmp_path: Path, clock: Clock) -> Iterator[Engine]:
     store = Store(tmp_path / "antrean.sqlite")
-    yield Engine(load_site(), store, clock=clock)
+    engine = Engine(load_site(), store, clock=clock)
+    # Counter terminals act only while an officer is logged in.
+    log_in_engine(engine)
+    yield engine
     store.close()
 
 

@@ -26,6 +26,7 @@ from broker.contract import (
     Reply,
     Role,
 )
+from officer_logins import add_office_officers, log_in_client
 from tests.conftest import Office
 
 
@@ -49,6 +50,10 @@ def connect(office: Office) -> Iterator[Callable[..., OfficeClient]]:
         client.start()
         assert client.wait_connected(5), "client did not connect to the test broker"
         clients.append(client)
+        if role is Role.COUNTER:
+            # A counter terminal acts only while an officer is logged in there.
+            add_office_officers(office.data_dir, (int(device),))
+            log_in_client(client, int(device))
         return client
 
     yield make

@@ -13,6 +13,7 @@ from broker.client import OfficeClient, new_command_id
 from broker.contract import Command, CommandKind, TicketView
 from broker.service import DATABASE_NAME
 from counter.controller import CounterController
+from officer_logins import add_office_officers, log_in_client
 
 WAIT_S = 10.0
 
@@ -91,4 +92,6 @@ def open_controller(office, number: int) -> CounterController:
         raise RuntimeError(
             f"counter {number} did not connect: {controller.status_text}"
         )
+    add_office_officers(office.data_dir, (number,))
+    log_in_client(controller.client, number)
     return controller

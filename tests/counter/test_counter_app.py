@@ -18,6 +18,7 @@ from broker.client import OfficeClient
 from broker.contract import DeviceStatus, Role
 from counter.app import UnknownCounterError, parse_counter
 from counter.terminal import CounterApp
+from officer_logins import add_office_officers, log_in_client
 
 pytestmark = pytest.mark.kivy
 
@@ -52,6 +53,8 @@ def terminal(office, window) -> Iterator[CounterApp]:
     if not pump_until(lambda: app.controller.connected):
         _close_app(app, window)
         raise RuntimeError("counter 2 did not connect to the test office")
+    add_office_officers(office.data_dir, (2,))
+    log_in_client(app.controller.client, 2)
     yield app
     _close_app(app, window)
 
@@ -136,6 +139,8 @@ def test_priority_badge_on_priority_counter(office, kiosk, window):
     try:
         screen = app.work_screen
         assert pump_until(lambda: app.controller.connected)
+        add_office_officers(office.data_dir, (1,))
+        log_in_client(app.controller.client, 1)
         assert screen.ids.priority_badge.opacity == 0
         screen.action_button("next").dispatch("on_press")
         assert pump_until(lambda: screen.ids.ticket_label.text == "C-001")

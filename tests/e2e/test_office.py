@@ -25,6 +25,7 @@ from display.controller import DisplayController
 from display.hall import HallScreen
 from kiosk.controller import KioskController, ScreenName
 from kiosk.root import KioskRoot
+from officer_logins import add_office_officers, log_in_client
 from tests.conftest import Office, free_port, write_site_file
 
 pytestmark = pytest.mark.kivy
@@ -86,6 +87,8 @@ def hall_room(office: Office) -> Iterator[tuple[KioskRoot, CounterApp, HallScree
             lambda: kiosk.online and counter.controller.connected and display.connected
         )
         assert ready, "the three apps did not connect to the test office"
+        add_office_officers(office.data_dir, (2,))
+        log_in_client(counter.controller.client, 2)
         yield kiosk_root, counter, hall
     finally:
         display.stop_ticking()
