@@ -25,6 +25,7 @@ from broker import contract, officers_cli
 from broker.client import OfficeClient, OfficeUnavailable, new_command_id
 from broker.contract import Command, CommandKind, OfficeState, Reply, Role
 from broker.errors import AntreanError
+from broker.kiosk_cli import add_parsers as add_kiosk_parsers
 from broker.mosquitto import ensure_broker, is_listening, write_config
 from broker.security import CREDENTIALS_DIR, generate_credentials
 from broker.tls import create_certificates
@@ -215,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     tls.set_defaults(handler=cmd_broker_tls)
 
     officers_cli.add_parsers(commands, common)
+
+    add_kiosk_parsers(commands, common)
 
     status = commands.add_parser(
         "status", parents=[common], help="show who waits and who is being served"
