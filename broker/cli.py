@@ -21,7 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from broker import contract, officers_cli
+from broker import backup_cli, contract, officers_cli
 from broker.client import OfficeClient, OfficeUnavailable, new_command_id
 from broker.contract import Command, CommandKind, OfficeState, Reply, Role
 from broker.errors import AntreanError
@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, metavar="FILE", help="CSV file to write; default: stdout"
     )
     export.set_defaults(handler=cmd_export)
+
+    backup_cli.add_parsers(commands, common)
 
     replay = commands.add_parser(
         "replay",

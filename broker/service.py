@@ -19,6 +19,7 @@ from broker import contract
 from broker.client import Link, OfficeClient
 from broker.contract import ContractError, ErrorCode, Reply, Role
 from broker.engine import Clock, Engine, Source, system_clock
+from broker.lock import DataDirLock
 from broker.site import Site
 from broker.store import Store
 
@@ -33,16 +34,24 @@ class EngineService:
 
     def __init__(self, site: Site, data_dir: Path, clock: Clock = system_clock) -> None:
         self.site = site
-        self.store = Store(data_dir / DATABASE_NAME)
-        self.engine = Engine(site, self.store, clock=clock)
-        self.client = OfficeClient(
-            site,
-            Role.ENGINE,
-            site.id,
-            on_link=self._handle_link,
-            persistent_session=True,
-            data_dir=data_dir,
-        )
+        # Held until stop(), so a second engine or a restore on this directory
+        # fails at once instead of sharing the database.
+        self.data_lock = DataDirLock(data_dir)
+        self.data_lock.acquire("engine")
+        try:
+            self.store = Store(data_dir / DATABASE_NAME)
+            self.engine = Engine(site, self.store, clock=clock)
+            self.client = OfficeClient(
+                site,
+                Role.ENGINE,
+                site.id,
+                on_link=self._handle_link,
+                persistent_session=True,
+                data_dir=data_dir,
+            )
+        except Exception:
+            self.data_lock.release()
+            raise
         self.client.subscribe(self.client.topics.commands, self._handle_command)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
@@ -61,6 +70,7 @@ class EngineService:
         self.client.stop()
         with self._lock:
             self.store.close()
+        self.data_lock.release()
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until the engine is connected; return whether it is."""
