@@ -214,19 +214,80 @@ _COMMAND_FIELDS: dict[CommandKind, dict[str, bool]] = {
     CommandKind.LOGOUT: {"counter": True},
     CommandKind.START: {"counter": True},
 }
-_FIELD_TYPES: dict[str, type] = {
-    "service": str,
-    "category": str,
-    "counter": int,
-    "to_service": str,
-    "to_counter": int,
-    "ticket": str,
-    "reason": str,
-    "code": str,
-    "officer": str,
-    "pin": str,
+# The same forms the site file allows for service codes and category keys.
+_SERVICE_CODE = re.compile(r"[A-Z]")
+_CATEGORY_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+# Values quoted in error messages are cut to this many characters.
+_SHOWN_LENGTH = 40
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    if len(text) <= _SHOWN_LENGTH:
+        return text
+    return f"{text[: _SHOWN_LENGTH - 3]}..."
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """The values one command field accepts: a whole number from 1 to 999, a
+    string that matches a pattern in full, or printable text of bounded length."""
+
+    form: str
+    pattern: re.Pattern[str] | None = None
+    max_length: int = 0
+    number: bool = False
+    # A secret value (a PIN) is never quoted back in an error message.
+    secret: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise ContractError naming the field unless `value` follows the rule."""
+        if self.number:
+            valid = type(value) is int and 0 < value < 1000
+        elif not isinstance(value, str):
+            valid = False
+        elif self.pattern is not None:
+            valid = self.pattern.fullmatch(value) is not None
+        else:
+            valid = (
+                0 < len(value) <= self.max_length
+                and value.isprintable()
+                and not value.isspace()
+            )
+        if not valid:
+            quoted = "" if self.secret else f", not {_shown(value)}"
+            raise ContractError(f"{name} must be {self.form}{quoted}")
+
+
+_COUNTER_RULE = FieldRule("a counter number from 1 to 999", number=True)
+_SERVICE_RULE = FieldRule("a service code: one capital letter", _SERVICE_CODE)
+# Every field of Command, each checked by decode_command before the engine gets it.
+_FIELD_RULES: dict[str, FieldRule] = {
+    "service": _SERVICE_RULE,
+    "category": FieldRule(
+        "a priority category key: lowercase letters, digits, - and _", _CATEGORY_KEY
+    ),
+    "counter": _COUNTER_RULE,
+    "to_service": _SERVICE_RULE,
+    "to_counter": _COUNTER_RULE,
+    "ticket": FieldRule(
+        "a label like A-001 (a service letter, a dash and three digits)",
+        _TICKET_LABEL,
+    ),
+    "reason": FieldRule(
+        f"text of 1 to {MAX_REASON_LENGTH} printable characters",
+        max_length=MAX_REASON_LENGTH,
+    ),
+    "code": FieldRule("4 to 16 capital letters or digits", APPOINTMENT_CODE),
+    "officer": FieldRule("1 to 32 letters or digits", OFFICER_ID),
+    # The value is never quoted: it may be a mistyped real PIN.
+    "pin": FieldRule("4 to 8 digits", PIN_PATTERN, secret=True),
 }
-_MAX_TEXT_LENGTH: dict[str, int] = {"reason": MAX_REASON_LENGTH}
+
+
+def command_fields(kind: CommandKind) -> dict[str, bool]:
+    """Return the fields a command kind takes, each mapped to whether it is required."""
+    return dict(_COMMAND_FIELDS[kind])
 
 
 @dataclass(frozen=True)
@@ -412,42 +473,61 @@ def encode(message: Any) -> bytes:
 # Decoding ------------------------------------------------------------------
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ContractError(f"payload names the field {_shown(twice)} twice")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ContractError(f"payload contains {name}, which is not valid JSON")
+
+
 def _load(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError(
             f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}"
         )
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError(f"payload is not UTF-8 JSON: {exc}") from exc
+        text = payload.decode("utf-8")
+        data = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant
+        )
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"payload is not UTF-8: {exc}") from exc
+    except RecursionError as exc:
+        raise ContractError("payload nests lists or objects too deeply") from exc
+    except ValueError as exc:
+        # JSONDecodeError, and Python's limit on the digits of an integer.
+        raise ContractError(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ContractError("payload must be a JSON object")
     return data
 
 
 def decode_command(payload: bytes) -> Command:
-    """Decode and validate a command; the error names the field at fault."""
+    """Decode and validate a command; the error names the field at fault.
+
+    Every value is checked against its field's rule (type, range, pattern or
+    printable length) here, so no malformed value reaches the engine.
+    """
     data = _load(payload)
     command_id = data.get("id")
-    if not isinstance(command_id, str) or not _COMMAND_ID.match(command_id):
+    if not isinstance(command_id, str) or not _COMMAND_ID.fullmatch(command_id):
         raise ContractError(
-            "id must be a string of 1 to 64 letters, digits or . _ : -, made unique by the sender"
+            "id must be a string of 1 to 64 letters, digits or . _ : -, "
+            "made unique by the sender"
         )
-    kind_name = data.get("type")
-    try:
-        kind = CommandKind(kind_name)
-    except ValueError as exc:
-        kinds = ", ".join(k.value for k in CommandKind)
-        raise ContractError(
-            f"type {kind_name!r} is not a command; use one of {kinds}"
-        ) from exc
-
+    kind = _command_kind(data.get("type"))
     fields = _COMMAND_FIELDS[kind]
     unknown = set(data) - set(fields) - {"id", "type"}
     if unknown:
         raise ContractError(
-            f"{kind.value} takes no field {sorted(unknown)[0]!r}; it takes {sorted(fields)}"
+            f"{kind.value} takes no field {_shown(sorted(unknown)[0])}; "
+            f"it takes {sorted(fields)}"
         )
     values: dict[str, Any] = {}
     for name, required in fields.items():
@@ -456,31 +536,7 @@ def decode_command(payload: bytes) -> Command:
             if required:
                 raise ContractError(f"{kind.value} needs the field {name!r}")
             continue
-        kind_of = _FIELD_TYPES[name]
-        if not isinstance(value, kind_of) or isinstance(value, bool):
-            raise ContractError(
-                f"{name} must be {'a whole number' if kind_of is int else 'a string'}, not {value!r}"
-            )
-        limit = _MAX_TEXT_LENGTH.get(name, 40)
-        if kind_of is str and not 0 < len(value) <= limit:
-            raise ContractError(f"{name} must be 1 to {limit} characters long")
-        if name == "ticket" and not _TICKET_LABEL.match(value):
-            raise ContractError(
-                f"ticket must be a label like A-001 (a service letter, a dash and three digits), not {value!r}"
-            )
-        if name == "code" and not APPOINTMENT_CODE.match(value):
-            raise ContractError(
-                f"code must be 4 to 16 capital letters or digits, not {value!r}"
-            )
-        if name == "officer" and not OFFICER_ID.match(value):
-            raise ContractError(
-                f"officer must be 1 to 32 letters or digits, not {value!r}"
-            )
-        if name == "pin" and not PIN_PATTERN.match(value):
-            # The value is not echoed: it may be a mistyped real PIN.
-            raise ContractError("pin must be 4 to 8 digits")
-        if kind_of is int and not 0 < value < 1000:
-            raise ContractError(f"{name} must be from 1 to 999, not {value}")
+        _FIELD_RULES[name].check(name, value)
         values[name] = value
     if (
         kind is CommandKind.TRANSFER
@@ -489,6 +545,20 @@ def decode_command(payload: bytes) -> Command:
     ):
         raise ContractError("transfer needs to_service, to_counter or both")
     return Command(kind=kind, command_id=command_id, **values)
+
+
+def _command_kind(name: Any) -> CommandKind:
+    if not isinstance(name, str):
+        raise ContractError(
+            f"type must be a string naming a command, not {_shown(name)}"
+        )
+    try:
+        return CommandKind(name)
+    except ValueError as exc:
+        kinds = ", ".join(k.value for k in CommandKind)
+        raise ContractError(
+            f"type {_shown(name)} is not a command; use one of {kinds}"
+        ) from exc
 
 
 def _get(data: dict[str, Any], name: str, convert: Callable[[Any], T]) -> T:

@@ -114,7 +114,10 @@ class Engine:
 
     def handle(self, command: Command, source: Source) -> Outcome:
         """Apply a command once and return its outcome; a repeated id gets the stored reply."""
-        stored = self.store.stored_reply(command.command_id)
+        try:
+            stored = self.store.stored_reply(command.command_id)
+        except sqlite3.Error as exc:
+            return Outcome(reply=_database_failed(command, source, exc))
         if stored is not None:
             _LOGGER.debug(
                 "Command %s repeated by %s/%s",
@@ -147,24 +150,7 @@ class Engine:
                 self._record(command, source, now, reply)
         except sqlite3.Error as exc:
             # Nothing was written: the transaction rolled back as a whole.
-            _LOGGER.error(
-                "Command %s from %s/%s failed in the database: %s",
-                command.command_id,
-                source.role,
-                source.device,
-                exc,
-            )
-            message = (
-                "The queue database cannot be written; nothing was changed. "
-                "Call the office's technician."
-            )
-            reply = Reply(
-                command.command_id,
-                ok=False,
-                error=ErrorCode.UNAVAILABLE,
-                message=message,
-            )
-            return Outcome(reply=reply)
+            return Outcome(reply=_database_failed(command, source, exc))
         if not reply.ok:
             _LOGGER.info(
                 "Rejected %s from %s/%s: %s",
@@ -290,3 +276,41 @@ class Engine:
         )
         if closed:
             _LOGGER.info("Voided %d tickets left open from earlier days", closed)
+
+
+# The problem and its fix to report for each SQLite failure, by result code name.
+_DATABASE_ADVICE = {
+    "SQLITE_FULL": (
+        "is full (no disk space left, or its size limit reached)",
+        "Free disk space on the office PC, then try again.",
+    ),
+    "SQLITE_READONLY": (
+        "is read-only",
+        "Make the data directory and its antrean.sqlite writable again.",
+    ),
+    "SQLITE_BUSY": (
+        "is locked by another program",
+        "Close the program holding it, then try again.",
+    ),
+}
+
+
+def _database_failed(command: Command, source: Source, error: sqlite3.Error) -> Reply:
+    """Log a failed database step and return the reply that gives its reason."""
+    code = getattr(error, "sqlite_errorname", None) or type(error).__name__
+    _LOGGER.error(
+        "Command %s (%s) from %s/%s failed in the database (%s): %s",
+        command.command_id,
+        command.kind,
+        source.role,
+        source.device,
+        code,
+        error,
+    )
+    problem, advice = _DATABASE_ADVICE.get(
+        code, (f"failed ({code})", "Call the office's technician.")
+    )
+    message = f"The queue database {problem}; nothing was changed. {advice}"
+    return Reply(
+        command.command_id, ok=False, error=ErrorCode.UNAVAILABLE, message=message
+    )

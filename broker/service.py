@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -17,7 +18,7 @@ from paho.mqtt.properties import Properties
 
 from broker import contract
 from broker.client import Link, OfficeClient
-from broker.contract import ContractError, ErrorCode, Reply, Role
+from broker.contract import Command, ContractError, ErrorCode, Reply, Role
 from broker.engine import Clock, Engine, Source, system_clock
 from broker.lock import DataDirLock
 from broker.site import Site
@@ -27,6 +28,9 @@ _LOGGER = logging.getLogger(__name__)
 
 DATABASE_NAME = "antrean.sqlite"
 HEARTBEAT_S = 5.0
+# Malformed commands logged in full per sender; after that, every hundredth.
+MALFORMED_LOGGED = 5
+MALFORMED_LOG_EVERY = 100
 
 
 class EngineService:
@@ -52,6 +56,7 @@ class EngineService:
         except Exception:
             self.data_lock.release()
             raise
+        self._malformed: Counter[str] = Counter()
         self.client.subscribe(self.client.topics.commands, self._handle_command)
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(
@@ -115,20 +120,34 @@ class EngineService:
         correlation = getattr(message.properties, "CorrelationData", None)
         try:
             role, device = self.client.topics.parse_command_topic(message.topic)
+        except ContractError as exc:
+            self._reject_malformed(
+                f"topic {message.topic}", exc, response_topic, correlation
+            )
+            return
+        try:
             command = contract.decode_command(message.payload)
         except ContractError as exc:
-            _LOGGER.warning(
-                "Rejected a malformed command on %s: %s", message.topic, exc
-            )
-            self._reply(
-                response_topic,
-                correlation,
-                Reply("", ok=False, error=ErrorCode.INVALID, message=str(exc)),
+            self._reject_malformed(
+                f"{role.value} {device}", exc, response_topic, correlation
             )
             return
 
+        source = Source(role, device)
         with self._lock:
-            outcome = self.engine.handle(command, Source(role, device))
+            try:
+                outcome = self.engine.handle(command, source)
+            except Exception:
+                # The command's transaction rolled back; the engine keeps serving.
+                _LOGGER.exception(
+                    "Command %s (%s) from %s %s failed in the engine",
+                    command.command_id,
+                    command.kind,
+                    role.value,
+                    device,
+                )
+                self._reply(response_topic, correlation, _failed_reply(command))
+                return
         self._reply(response_topic, correlation, outcome.reply)
         if outcome.repeat:
             return
@@ -142,6 +161,22 @@ class EngineService:
             _LOGGER.info("Asked %s to print %s again", kiosk, request.ticket.label)
         self.publish_state()
 
+    def _reject_malformed(
+        self,
+        sender: str,
+        error: ContractError,
+        topic: str | None,
+        correlation: bytes | None,
+    ) -> None:
+        self._malformed[sender] += 1
+        count = self._malformed[sender]
+        if count <= MALFORMED_LOGGED or count % MALFORMED_LOG_EVERY == 0:
+            _LOGGER.warning(
+                "Rejected malformed command number %d from %s: %s", count, sender, error
+            )
+        reply = Reply("", ok=False, error=ErrorCode.INVALID, message=str(error))
+        self._reply(topic, correlation, reply)
+
     def _reply(
         self, topic: str | None, correlation: bytes | None, reply: Reply
     ) -> None:
@@ -154,3 +189,13 @@ class EngineService:
         if correlation is not None:
             properties.CorrelationData = correlation
         self.client.publish(topic, contract.encode(reply), properties=properties)
+
+
+def _failed_reply(command: Command) -> Reply:
+    message = (
+        "The engine failed on this command because of an internal error, logged on "
+        "the office PC. Try again, or call the office's technician."
+    )
+    return Reply(
+        command.command_id, ok=False, error=ErrorCode.UNAVAILABLE, message=message
+    )
