@@ -1,9 +1,10 @@
 """The office's SQLite file: schema migrations and the queries the engine runs.
 
 Only the engine writes here, except `antrean officers add`, which adds or
-replaces rows of the officers table. The file stays an ordinary SQLite
-database that sqlite-utils or Datasette can read while the office runs (WAL
-mode).
+replaces rows of the officers table, and `antrean appointments import`, which
+adds or replaces rows of the appointments table. The file stays an ordinary
+SQLite database that sqlite-utils or Datasette can read while the office runs
+(WAL mode).
 """
 
 from __future__ import annotations
