@@ -133,7 +133,12 @@ def _failure(spec: str, error: str, status: str) -> str:
 
 
 def _kiosk(site: Site, device: str | None) -> Kiosk:
-    kiosk = site.kiosk(device) if device else (site.kiosks[0] if site.kiosks else None)
+    if device:
+        kiosk = site.kiosk(device)
+    elif site.kiosks:
+        kiosk = site.kiosks[0]
+    else:
+        kiosk = None
     if kiosk is None:
         known = ", ".join(k.id for k in site.kiosks) or "none"
         raise PrintTestError(

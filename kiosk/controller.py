@@ -331,12 +331,12 @@ class KioskController(EventDispatcher):
         """
         if self.busy or self.screen not in (ScreenName.HOME, ScreenName.CHECK_IN):
             return False
-        kept = "".join(_CODE_CHARACTER.findall(text.upper()))
-        if not kept:
+        characters = "".join(_CODE_CHARACTER.findall(text.upper()))
+        if not characters:
             return False
         if self.screen == ScreenName.HOME:
             self.open_check_in()
-        self.code = (self.code + kept)[:MAX_CODE_LENGTH]
+        self.code = (self.code + characters)[:MAX_CODE_LENGTH]
         return True
 
     def erase_code(self) -> None:
@@ -448,7 +448,7 @@ class KioskController(EventDispatcher):
         self._send_unreported()
 
     def _send_unreported(self) -> None:
-        # The same command id goes again until the engine answers, and the
+        # The same command id is sent again until the engine replies, and the
         # engine applies an id once, so a retry never undoes a later reprint.
         for command in list(self._unreported):
             try:

@@ -52,7 +52,7 @@ def catalog_path(language: str) -> Path:
 
 @functools.cache
 def translations(language: str) -> gettext.NullTranslations:
-    """Return the translations of a language; English and unknown ones translate nothing."""
+    """Return a language's translations; English and unknown languages have none."""
     if language == SOURCE_LANGUAGE:
         return gettext.NullTranslations()
     path = catalog_path(language)

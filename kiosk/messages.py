@@ -1,4 +1,4 @@
-"""What the kiosk tells applicants, as English message ids that kiosk.i18n translates.
+"""What the kiosk shows applicants, as English message ids that kiosk.i18n translates.
 
 Each notice may hold {name} fields, filled from the controller's notice_args
 after translation.

@@ -21,8 +21,8 @@ from kiosk.ticket import PaperLayout, PrintedTicket, render_ticket
 _LOGGER = logging.getLogger(__name__)
 
 TICKETS_DIR = "tickets"
-# Each status query takes at most this long, so a silent printer costs two of
-# them at most before the applicant is told.
+# Each status query takes at most this long, so a silent printer delays the
+# applicant's message by two of them at most.
 STATUS_TIMEOUT_S = 1.0
 # Statuses in which a printer cannot print a ticket.
 UNUSABLE = frozenset({PrinterStatus.PAPER_OUT, PrinterStatus.OFFLINE})
@@ -34,7 +34,7 @@ class PrintResult:
 
     printed: bool
     status: PrinterStatus
-    # The printer error that was caught, "" when the status alone tells.
+    # The printer error that was caught, "" when the status alone explains it.
     error: str = ""
 
 
@@ -83,7 +83,7 @@ class TicketPrinter:
         self._lock = threading.Lock()
 
     def status(self) -> tuple[PrinterStatus, str]:
-        """Query the printer within STATUS_TIMEOUT_S; return the status and any error."""
+        """Query the printer's status, waiting STATUS_TIMEOUT_S at most."""
         with self._lock:
             try:
                 return self._open().query_status(STATUS_TIMEOUT_S), ""

@@ -84,7 +84,8 @@ class PrintedTicket:
                 f"Ticket {self.ticket_id!r} has people_ahead={self.people_ahead}. "
                 "Pass the number of waiting tickets ahead, 0 or more."
             )
-        if self.wait_range is not None and not 0 <= self.wait_range[0] <= self.wait_range[1]:
+        low, high = self.wait_range or (0, 0)
+        if not 0 <= low <= high:
             raise TicketError(
                 f"Ticket {self.ticket_id!r} has wait_range={self.wait_range}. "
                 "Pass (low, high) minutes with 0 <= low <= high, or None."

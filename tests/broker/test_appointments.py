@@ -61,7 +61,9 @@ def write_csv(tmp_path: Path, body: str, header: str = HEADER) -> Path:
 
 
 def book(engine: Engine, tmp_path: Path, rows: str) -> None:
-    import_appointments(write_csv(tmp_path, rows), engine.site, engine.store, engine.clock())
+    import_appointments(
+        write_csv(tmp_path, rows), engine.site, engine.store, engine.clock()
+    )
 
 
 _ids = iter(range(1_000_000))
@@ -130,7 +132,9 @@ def test_import_names_each_bad_row(engine: Engine, tmp_path: Path) -> None:
 
 
 def test_import_rejects_wrong_header(engine: Engine, tmp_path: Path) -> None:
-    path = write_csv(tmp_path, "A1B2,Budi,A,2026-12-04\n", header="code,name,service,day\n")
+    path = write_csv(
+        tmp_path, "A1B2,Budi,A,2026-12-04\n", header="code,name,service,day\n"
+    )
 
     with pytest.raises(AppointmentImportError) as caught:
         import_appointments(path, engine.site, engine.store, engine.clock())
@@ -167,15 +171,38 @@ def test_cli_import(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
 
     ok = subprocess.run(
-        [sys.executable, "-m", "broker", "appointments", "import", str(path),
-         "--site", str(site_file), "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "broker",
+            "appointments",
+            "import",
+            str(path),
+            "--site",
+            str(site_file),
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     bad = subprocess.run(
-        [sys.executable, "-m", "broker", "appointments", "import",
-         str(write_csv(tmp_path, "AB12,Budi,A,2026-12-04,25:00\n")),
-         "--site", str(site_file), "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "broker",
+            "appointments",
+            "import",
+            str(write_csv(tmp_path, "AB12,Budi,A,2026-12-04,25:00\n")),
+            "--site",
+            str(site_file),
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert ok.returncode == 0, ok.stderr
@@ -352,9 +379,7 @@ def test_print_failed_repeat_is_harmless(engine: Engine) -> None:
     assert "already out of the queue" in second.message
 
 
-def test_reprint_restores_place_and_asks_kiosk(
-    engine: Engine, clock: Clock
-) -> None:
+def test_reprint_restores_place_and_asks_kiosk(engine: Engine, clock: Clock) -> None:
     send(engine, KIOSK, CommandKind.ISSUE_TICKET, service="A")
     clock.advance(minutes=1)
     send(engine, KIOSK, CommandKind.ISSUE_TICKET, service="A")
@@ -413,7 +438,9 @@ def test_reprint_for_another_counter_forbidden(engine: Engine) -> None:
     send(engine, KIOSK, CommandKind.ISSUE_TICKET, service="A")
     counter_three = Source(Role.COUNTER, "3")
 
-    outcome = send(engine, counter_three, CommandKind.REPRINT, ticket="A-001", counter=2)
+    outcome = send(
+        engine, counter_three, CommandKind.REPRINT, ticket="A-001", counter=2
+    )
 
     assert outcome.reply.error is ErrorCode.FORBIDDEN
     assert outcome.prints == ()
@@ -437,7 +464,13 @@ def test_site_window_defaults_and_bounds() -> None:
     data = {
         "site": {"id": "x", "name": "X"},
         "services": [
-            {"code": "A", "name_id": "A", "name_en": "A", "minutes": 5, "daily_quota": 5}
+            {
+                "code": "A",
+                "name_id": "A",
+                "name_en": "A",
+                "minutes": 5,
+                "daily_quota": 5,
+            }
         ],
         "counters": [{"number": 1, "name": "L1", "services": ["A"]}],
         "appointments": {"early_minutes": 300},
@@ -449,7 +482,7 @@ def test_site_window_defaults_and_bounds() -> None:
     assert "Use a value from 0 to 240" in str(caught.value)
 
 
-def test_acl_lets_only_the_kiosk_read_its_print_topic() -> None:
+def test_print_topic_acl() -> None:
     from broker.security import acl_text
 
     rules = acl_text(load_site()).split("\n\n")

@@ -12,7 +12,9 @@ from broker.service import DATABASE_NAME
 from broker.store import Store
 
 
-def add_appointment(office, code: str, service: str = "A", minutes: float = 10) -> datetime:
+def add_appointment(
+    office, code: str, service: str = "A", minutes: float = 10
+) -> datetime:
     """Import one appointment booked `minutes` from now; return its booked time."""
     booked = datetime.now(office.site.timezone) + timedelta(minutes=minutes)
     path = office.data_dir / f"appointments-{code}.csv"
@@ -64,7 +66,8 @@ def ticket_status(office, label: str) -> str | None:
     connection = sqlite3.connect(office.data_dir / DATABASE_NAME)
     try:
         row = connection.execute(
-            "SELECT status FROM tickets WHERE label = ? ORDER BY issued_at DESC, visit DESC",
+            "SELECT status FROM tickets WHERE label = ?"
+            " ORDER BY issued_at DESC, visit DESC",
             [label],
         ).fetchone()
     finally:

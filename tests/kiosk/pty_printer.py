@@ -1,4 +1,4 @@
-"""A serial ticket printer for tests: a socat pty pair and a thread that answers
+"""A serial ticket printer for tests: a socat pty pair and a thread that replies to
 DLE EOT status requests on the far end like a real printer."""
 
 import shutil

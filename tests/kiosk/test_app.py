@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kiosk_support import add_appointment
 from kivy.base import EventLoop
 from kivy.tests import UnitTestTouch
-
-from kiosk_support import add_appointment
 
 from kiosk import controller as controller_module
 from kiosk import messages
@@ -334,7 +333,8 @@ def test_write_screenshots(kiosk_root, office):
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
 
     def shoot(name: str) -> None:
-        for orientation, size in (("landscape", (1920, 1080)), ("portrait", (1080, 1920))):
+        sizes = (("landscape", (1920, 1080)), ("portrait", (1080, 1920)))
+        for orientation, size in sizes:
             kiosk_root.size = size
             run_frames_for(0.4)
             path = SCREENSHOT_DIR / f"kiosk-{name}-{orientation}.png"

@@ -9,14 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kiosk_support import ticket_status
 from kivy.clock import Clock
 
 from broker.client import OfficeClient, new_command_id
 from broker.contract import Command, CommandKind, DeviceStatus, Role
 from broker.mosquitto import start_mosquitto
 from broker.site import Kiosk, Lane, PrinterConfig, Site
-from kiosk_support import ticket_status
-
 from kiosk import controller as controller_module
 from kiosk import messages
 from kiosk.controller import (

@@ -70,7 +70,7 @@ def test_unknown_language_translates_nothing() -> None:
     assert translate("Back", "xx") == "Back"
 
 
-PO_TEXT = r'''
+PO_TEXT = r"""
 # A comment
 msgid ""
 msgstr ""
@@ -96,7 +96,7 @@ msgid "{n} ticket"
 msgid_plural "{n} tickets"
 msgstr[0] "{n} tiket (satu)"
 msgstr[1] "{n} tiket"
-'''
+"""
 
 
 def test_parse_po_entries() -> None:

@@ -1,6 +1,6 @@
 """A kiosk whose serial printer runs out of paper, against a real engine and a
-socat pty printer: the applicant is told, no ghost ticket waits, and a reprint
-from a counter brings the ticket back and prints it again."""
+socat pty printer: the applicant sees a message, no ghost ticket waits, and a
+reprint from a counter brings the ticket back and prints it again."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from kivy.clock import Clock
 from kiosk_support import StateWatcher, ticket_status
+from kivy.clock import Clock
 from pty_printer import FakeSerialPrinter, SocatPtyPair
 
 from broker.client import new_command_id
@@ -70,19 +69,20 @@ def test_paper_out_after_printing_leaves_no_ghost(
 ) -> None:
     fake = PaperRunsOut(pty_pair.host_path, dict(ONLINE))
     try:
-        assert wait_until(lambda: serial_kiosk.online and bool(serial_kiosk.remaining))
+        assert wait_until(lambda: serial_kiosk.online)
+        assert wait_until(lambda: bool(serial_kiosk.remaining))
         started = time.monotonic()
         assert serial_kiosk.issue("A")
 
         assert wait_until(lambda: serial_kiosk.screen == ScreenName.NOTICE)
-        told_after_s = time.monotonic() - started
+        message_after_s = time.monotonic() - started
         assert serial_kiosk.notice == messages.PRINT_FAILED
         assert serial_kiosk.notice_label == "A-001"
         assert serial_kiosk.printer_status == "paper_out"
         assert wait_until(lambda: ticket_status(office, "A-001") == "not_printed")
         assert state.wait_for(lambda s: s.service("A").issued == 1)
         assert state.wait_for(lambda s: s.service("A").waiting_normal == 0)
-        print(f"paper out told after {told_after_s:.2f} s")
+        print(f"paper-out message after {message_after_s:.2f} s")
     finally:
         fake.stop()
 
@@ -92,7 +92,8 @@ def test_reprint_puts_ticket_back_and_prints(
 ) -> None:
     fake = PaperRunsOut(pty_pair.host_path, dict(ONLINE))
     try:
-        assert wait_until(lambda: serial_kiosk.online and bool(serial_kiosk.remaining))
+        assert wait_until(lambda: serial_kiosk.online)
+        assert wait_until(lambda: bool(serial_kiosk.remaining))
         serial_kiosk.issue("B")
         assert wait_until(lambda: serial_kiosk.screen == ScreenName.NOTICE)
         assert wait_until(lambda: ticket_status(office, "B-001") == "not_printed")
@@ -101,7 +102,7 @@ def test_reprint_puts_ticket_back_and_prints(
     finally:
         fake.stop()
 
-    # Staff refill the paper; the printer answers online again.
+    # The paper is refilled, so the printer reports online again.
     refilled = FakeSerialPrinter(pty_pair.host_path, dict(ONLINE))
     try:
         operator = office.client(Role.OPERATOR, "staff")
@@ -127,7 +128,8 @@ def test_paper_out_before_printing_issues_nothing(
 ) -> None:
     fake = FakeSerialPrinter(pty_pair.host_path, dict(PAPER_OUT))
     try:
-        assert wait_until(lambda: serial_kiosk.online and bool(serial_kiosk.remaining))
+        assert wait_until(lambda: serial_kiosk.online)
+        assert wait_until(lambda: bool(serial_kiosk.remaining))
         serial_kiosk.issue("C")
 
         assert wait_until(lambda: serial_kiosk.screen == ScreenName.NOTICE)
@@ -145,12 +147,13 @@ def test_silent_printer_told_and_nothing_issued(
 ) -> None:
     fake = FakeSerialPrinter(pty_pair.host_path, {})
     try:
-        assert wait_until(lambda: serial_kiosk.online and bool(serial_kiosk.remaining))
+        assert wait_until(lambda: serial_kiosk.online)
+        assert wait_until(lambda: bool(serial_kiosk.remaining))
         started = time.monotonic()
         serial_kiosk.issue("D")
 
         assert wait_until(lambda: serial_kiosk.screen == ScreenName.NOTICE)
-        print(f"silent printer told after {time.monotonic() - started:.2f} s")
+        print(f"silent-printer message after {time.monotonic() - started:.2f} s")
         assert serial_kiosk.notice == messages.PRINTER_DOWN
         assert serial_kiosk.printer_status == "offline"
         assert ticket_status(office, "D-001") is None
@@ -172,7 +175,8 @@ def test_paper_low_published_in_status(
     office.client(Role.OPERATOR, "watch", on_status=collect)
     fake = FakeSerialPrinter(pty_pair.host_path, dict(PAPER_LOW))
     try:
-        assert wait_until(lambda: serial_kiosk.online and bool(serial_kiosk.remaining))
+        assert wait_until(lambda: serial_kiosk.online)
+        assert wait_until(lambda: bool(serial_kiosk.remaining))
         serial_kiosk.issue("A")
 
         assert wait_until(lambda: serial_kiosk.screen == ScreenName.TICKET)

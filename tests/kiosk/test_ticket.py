@@ -579,11 +579,13 @@ def test_documents_left_aligned() -> None:
 
 
 def test_reprint_marked() -> None:
-    lines, _ = decode_escpos(render_ticket(replace(NORMAL_TICKET, reprint=True), PaperLayout(58)))
+    reprinted = render_ticket(replace(NORMAL_TICKET, reprint=True), PaperLayout(58))
+    first, _ = decode_escpos(render_ticket(NORMAL_TICKET, PaperLayout(58)))
+    lines, _ = decode_escpos(reprinted)
     by_text = {line.text: line for line in lines}
 
     assert by_text["CETAK ULANG"].bold
-    assert "CETAK ULANG" not in texts(decode_escpos(render_ticket(NORMAL_TICKET, PaperLayout(58)))[0])
+    assert "CETAK ULANG" not in texts(first)
 
 
 def test_appointment_time_printed() -> None:
