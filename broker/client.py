@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import uuid
 from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -42,6 +44,9 @@ from broker.site import Site
 _LOGGER = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 5.0
+# A command without a reply is sent again with the same id this often, until its
+# timeout. The engine applies an id once, so a repeat only fetches the reply.
+RESEND_AFTER_S = 1.5
 KEEPALIVE_S = 15
 Handler = Callable[[mqtt.MQTTMessage], None]
 
@@ -102,6 +107,8 @@ class OfficeClient:
         self.tls_ca = tls_ca_path(data_dir) if data_dir and site.broker.tls_port else None
         self.reply_topic = self.topics.reply(self.username, self.client_id)
         self._pending: dict[bytes, Future[Reply]] = {}
+        # Commands published again for want of a reply, since the client started.
+        self.resends = 0
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._awaiting_grants: set[int] = set()
@@ -239,9 +246,11 @@ class OfficeClient:
         """Send a command to the engine; the future fails with OfficeUnavailable on timeout.
 
         A command is never queued while offline: the caller learns at once and
-        can tell the person in front of it. The broker drops a command that
-        waits longer than the timeout for the engine (message expiry), so a
-        late engine does not act on a request its sender gave up on.
+        can tell the person in front of it. Without a reply it is sent again
+        every RESEND_AFTER_S while connected, with the same command id. The
+        broker drops a command that waits longer than the rest of the timeout
+        for the engine (message expiry), so a late engine does not act on a
+        request its sender gave up on.
         """
         future: Future[Reply] = Future()
         if not self.connected:
@@ -250,22 +259,40 @@ class OfficeClient:
             )
             return future
         correlation = command.command_id.encode()
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = self.reply_topic
-        properties.CorrelationData = correlation
-        properties.MessageExpiryInterval = max(1, math.ceil(timeout))
         with self._lock:
             self._pending[correlation] = future
         timer = threading.Timer(timeout, self._expire, args=(correlation, timeout))
         timer.daemon = True
         timer.start()
         future.add_done_callback(lambda _: timer.cancel())
-        self.publish(
-            self.topics.command(self.role, self.device),
-            contract.encode(command),
-            properties=properties,
-        )
+        attempt = _Attempt(contract.encode(command), correlation, future)
+        self._send_attempt(attempt, time.monotonic() + timeout)
         return future
+
+    def _send_attempt(self, attempt: _Attempt, deadline: float) -> None:
+        # Runs on the caller's thread first, then on a timer thread per resend.
+        remaining = deadline - time.monotonic()
+        if attempt.future.done() or remaining <= 0:
+            return
+        if self.connected:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = self.reply_topic
+            properties.CorrelationData = attempt.correlation
+            properties.MessageExpiryInterval = max(1, math.ceil(remaining))
+            topic = self.topics.command(self.role, self.device)
+            self.publish(topic, attempt.payload, properties=properties)
+            if attempt.sent:
+                self.resends += 1
+                _LOGGER.info(
+                    "No reply yet to %s; sent it again", attempt.correlation.decode()
+                )
+            attempt.sent += 1
+        if remaining > RESEND_AFTER_S:
+            timer = threading.Timer(
+                RESEND_AFTER_S, self._send_attempt, args=(attempt, deadline)
+            )
+            timer.daemon = True
+            timer.start()
 
     def request(self, command: Command, timeout: float = REQUEST_TIMEOUT_S) -> Reply:
         """Send a command and wait for the engine's reply."""
@@ -391,6 +418,16 @@ class OfficeClient:
         self.link = link
         if self._on_link is not None:
             self._on_link(link)
+
+
+@dataclass
+class _Attempt:
+    """A command waiting for its reply, and how many times it was published."""
+
+    payload: bytes
+    correlation: bytes
+    future: Future[Reply]
+    sent: int = 0
 
 
 def _decoding(
