@@ -174,6 +174,8 @@ class DisplayController(EventDispatcher):
         self.site_name = site.name
         self.running_text = site.running_text
         self._state: OfficeState | None = None
+        # When the latest state arrived, on this display's clock.
+        self._state_received_at: datetime | None = None
         self._engine_online = True
         self._live_calls: list[CallEvent] = []
         self._seen: dict[int, None] = {}
@@ -227,6 +229,7 @@ class DisplayController(EventDispatcher):
                 )
             return
         self._state = state
+        self._state_received_at = self._now()
         # Live calls the state already lists, or has pushed out of its list, are
         # dropped, so the list stays short on a screen that runs for months.
         listed = {call.seq for call in state.recent_calls}
@@ -430,11 +433,13 @@ class DisplayController(EventDispatcher):
             return Staleness.NO_STATE
         if not self._engine_online:
             return Staleness.ENGINE_OFFLINE
-        if state.day != self._local_day(now).isoformat():
+        # The age counts from the state's arrival on this display's clock, and
+        # the day from the engine's stamp plus that age, so a display clock that
+        # is minutes off judges both as the engine's clock would.
+        age = now - (self._state_received_at or now)
+        if state.day != self._local_day(state.at + age).isoformat():
             return Staleness.OTHER_DAY
-        # NOTE: the age is taken against this machine's clock, so a display clock
-        # running behind the engine's hides a silent engine for that long.
-        if (now - state.at).total_seconds() > STALE_AFTER_S:
+        if age.total_seconds() > STALE_AFTER_S:
             return Staleness.OLD_STATE
         return Staleness.FRESH
 
