@@ -385,6 +385,13 @@ class KioskController(EventDispatcher):
         return self._start_request(command)
 
     def _start_request(self, command: Command) -> bool:
+        if not self.online:
+            # Without the engine's state nothing can be issued, so say so at once.
+            _LOGGER.warning(
+                "Kiosk %s is offline; %s not sent", self.kiosk.id, command.kind
+            )
+            self._show_notice(messages.UNREACHABLE)
+            return False
         self._cancel_return()
         self.busy = True
         self.screen = ScreenName.WAIT.value

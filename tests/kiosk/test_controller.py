@@ -202,8 +202,8 @@ def test_broker_down_then_back(kiosk, office, tmp_path):
     assert kiosk.connection_text == messages.DISCONNECTED
     assert not kiosk.online
 
-    kiosk.issue("A")
-    assert wait_until(lambda: kiosk.screen == ScreenName.NOTICE)
+    assert not kiosk.issue("A")
+    assert kiosk.screen == ScreenName.NOTICE
     assert kiosk.notice == messages.UNREACHABLE
     assert ticket_files(office.data_dir) == []
     assert wait_until(kiosk.dismiss)
