@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="make the broker's logins and TLS certificate",
     )
-    broker_tasks = broker.add_subparsers(dest="task", required=True, metavar="TASK")
+    broker_tasks = broker.add_subparsers(
+        dest="task", required=True, metavar="TASK", help="credentials or tls"
+    )
     credentials = broker_tasks.add_parser(
         "credentials",
         parents=[common],
@@ -291,6 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AntreanError as exc:
         print(f"antrean: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, CliError) else EXIT_FAILED
+    except BrokenPipeError:
+        # The reader of our output went away (`antrean status | head`).
+        sys.stderr.close()
+        return EXIT_FAILED
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"antrean: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 
@@ -370,8 +380,10 @@ def _stop_child(child: subprocess.Popen[bytes]) -> None:
 
 def cmd_app(args: argparse.Namespace, site: Site, data_dir: Path) -> int:
     """Run one Kivy app (kiosk, counter or display) against a running office."""
-    # Kivy reads these at import time; its own argument parser must not see ours.
+    # Kivy reads these at import time; its own argument parser must not see ours,
+    # and its console handler would print every record a second time.
     os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     fullscreen = not (args.windowed or args.size)
     if args.app == "kiosk":
         from kiosk.app import run
