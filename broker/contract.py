@@ -405,6 +405,9 @@ class OfficeState:
     # The oldest waiting tickets of each service and lane, in arrival order;
     # bounded by the engine (broker.state.WAITING_LISTED_PER_LANE).
     waiting: tuple[WaitingTicket, ...] = ()
+    # Today's latest tickets that a kiosk could not print, newest first, so a
+    # counter can reprint one (bounded by broker.state.UNPRINTED_LISTED).
+    unprinted: tuple[WaitingTicket, ...] = ()
 
     def service(self, code: str) -> ServiceLoad | None:
         """Return the figures of one service, or None."""
@@ -693,6 +696,7 @@ def decode_state(payload: bytes) -> OfficeState:
         services=_list(data, "services", service),
         recent_calls=_list(data, "recent_calls", _call),
         waiting=_list(data, "waiting", _waiting_ticket),
+        unprinted=_list(data, "unprinted", _waiting_ticket),
     )
 
 

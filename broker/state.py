@@ -32,6 +32,7 @@ RECENT_CALLS = 8
 # contract.MAX_PAYLOAD_BYTES however long the queues grow.
 WAITING_LISTED_PER_LANE = 6
 WAITING_LISTED_MAX = 40
+UNPRINTED_LISTED = 9
 
 
 class StateBuilder:
@@ -79,8 +80,16 @@ class StateBuilder:
         calls = tuple(
             call_from_row(row) for row in self.store.recent_calls(day, RECENT_CALLS)
         )
+        unprinted = self.store.not_printed(day, UNPRINTED_LISTED)
         return OfficeState(
-            self.site.id, now, day, counters, services, calls, waiting_list(waiting)
+            self.site.id,
+            now,
+            day,
+            counters,
+            services,
+            calls,
+            waiting_list(waiting),
+            tuple(_waiting_ticket(row) for row in unprinted),
         )
 
     def _counters(

@@ -322,6 +322,16 @@ class Store:
             )
         )
 
+    def not_printed(self, day: str, limit: int) -> list[dict[str, Any]]:
+        """Return the day's latest tickets that no kiosk could print, newest first."""
+        return list(
+            self.db.query(
+                "SELECT * FROM tickets WHERE status = ? AND day = ? "
+                "ORDER BY issued_at DESC LIMIT ?",
+                [TicketStatus.NOT_PRINTED.value, day, limit],
+            )
+        )
+
     def at_counter(self, day: str) -> dict[int, dict[str, Any]]:
         """Return the ticket each counter has called or is serving today."""
         rows = self.db.query(

@@ -1,15 +1,19 @@
-"""The counter terminal's Kivy App: a counter picker, then the work screen.
+"""The counter terminal's Kivy App: a counter picker, then the login and work screens.
 
-Importing this module creates no window; importing counter.picker or
-counter.work does, so they are imported after the graphics config is set.
+The work screen shows while an officer is logged in at the counter, as the
+engine's state shows, and the login screen otherwise. Importing this module
+creates no window; importing the screen modules does, so they are imported
+after the graphics config is set.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from kivy.app import App
+from kivy.core.window import Window
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from broker.site import Site
@@ -26,7 +30,7 @@ class CounterApp(App):
         site: Site,
         counter_number: int | None,
         data_dir: Path | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.site = site
@@ -34,7 +38,9 @@ class CounterApp(App):
         self.counter_number = counter_number
         self.controller: CounterController | None = None
         self.manager: ScreenManager | None = None
+        self.login_screen = None
         self.work_screen = None
+        self._keys_bound = False
         self.title = f"antrean \u2014 {site.name}"
 
     def build(self):
@@ -50,7 +56,8 @@ class CounterApp(App):
         return self.manager
 
     def open_counter(self, number: int) -> None:
-        """Show the work screen of a counter and connect it to the office broker."""
+        """Show the login screen of a counter and connect it to the office broker."""
+        from counter.login_screen import LoginScreen
         from counter.work import WorkScreen
 
         counter = self.site.counter(number)
@@ -62,19 +69,42 @@ class CounterApp(App):
             )
             return
         self.controller = CounterController(self.site, counter, self.data_dir)
+        self.login_screen = LoginScreen(controller=self.controller, name="login")
         self.work_screen = WorkScreen(controller=self.controller, name="work")
+        self.manager.add_widget(self.login_screen)
         self.manager.add_widget(self.work_screen)
-        self.manager.current = "work"
-        self.work_screen.bind_keys()
+        self.controller.bind(logged_in=self._show_screen)
+        self._show_screen(self.controller, self.controller.logged_in)
+        self.bind_keys()
         self.title = f"antrean \u2014 {counter.name}"
         self.controller.start()
 
+    def bind_keys(self) -> None:
+        """Route the keyboard and a USB numeric keypad to the controller."""
+        if not self._keys_bound:
+            Window.bind(on_key_down=self._key_down, on_key_up=self._key_up)
+            self._keys_bound = True
+
+    def unbind_keys(self) -> None:
+        """Stop routing keys to the controller."""
+        if self._keys_bound:
+            Window.unbind(on_key_down=self._key_down, on_key_up=self._key_up)
+            self._keys_bound = False
+
     def close(self) -> None:
         """Stop routing keys and disconnect. Calling it again does nothing."""
-        if self.work_screen is not None:
-            self.work_screen.unbind_keys()
+        self.unbind_keys()
         if self.controller is not None:
             self.controller.stop()
 
     def on_stop(self):
         self.close()
+
+    def _show_screen(self, _controller: Any, logged_in: bool) -> None:
+        self.manager.current = "work" if logged_in else "login"
+
+    def _key_down(self, _window, key, _scancode, codepoint, _modifiers):
+        return self.controller.handle_key_down(key, codepoint or "")
+
+    def _key_up(self, _window, key, _scancode):
+        return self.controller.handle_key_up(key)

@@ -534,3 +534,17 @@ def test_waiting_list_cuts_each_lane(engine: Engine) -> None:
     assert labels == [f"C-{n:03d}" for n in range(1, WAITING_LISTED_PER_LANE + 1)] + [
         "D-001"
     ]
+
+
+def test_unprinted_tickets_in_state(engine: Engine) -> None:
+    issue(engine, "A")
+    issue(engine, "B")
+    failed = Command(CommandKind.PRINT_FAILED, "pf-1", ticket="B-001", reason="jam")
+    assert engine.handle(failed, KIOSK).reply.ok
+
+    state = engine.snapshot()
+
+    assert [entry.label for entry in state.unprinted] == ["B-001"]
+    assert [entry.label for entry in state.waiting] == ["A-001"]
+    decoded = contract.decode_state(contract.encode(state))
+    assert decoded.unprinted == state.unprinted

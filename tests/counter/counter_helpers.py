@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 from kivy.base import EventLoop
 from kivy.clock import Clock
+from officer_logins import OFFICER_PIN, add_office_officers, officer_of
 
 from broker.client import OfficeClient, new_command_id
 from broker.contract import Command, CommandKind, TicketView
 from broker.service import DATABASE_NAME
 from counter.controller import CounterController
-from officer_logins import add_office_officers, log_in_client
 
 WAIT_S = 10.0
 
@@ -82,9 +82,26 @@ def ticket_row(office, label: str) -> dict:
     return dict(row)
 
 
-def open_controller(office, number: int) -> CounterController:
-    """Start a controller for one counter and wait until it can send commands."""
-    controller = CounterController(office.site, office.site.counter(number), office.data_dir)
+def type_keys(controller: CounterController, keys: str) -> None:
+    """Press and release keys on the terminal; a newline character stands for Enter."""
+    for character in keys:
+        key = 13 if character == "\n" else ord(character)
+        controller.handle_key_down(key, "" if character == "\n" else character)
+        controller.handle_key_up(key)
+
+
+def log_in(controller: CounterController, number: int, pin: str = OFFICER_PIN) -> None:
+    """Log the counter's test officer in by typing on the terminal's keypad."""
+    type_keys(controller, f"{officer_of(number)}\n{pin}\n")
+    if not pump_until(lambda: controller.logged_in):
+        raise RuntimeError(f"login at counter {number} failed: {controller.feedback}")
+
+
+def open_controller(office, number: int, logged_in: bool = True) -> CounterController:
+    """Start a controller for one counter, connected and with its officer logged in."""
+    controller = CounterController(
+        office.site, office.site.counter(number), office.data_dir
+    )
     controller.repeat_guard_s = 0.0
     controller.start()
     if not pump_until(lambda: controller.connected):
@@ -93,5 +110,6 @@ def open_controller(office, number: int) -> CounterController:
             f"counter {number} did not connect: {controller.status_text}"
         )
     add_office_officers(office.data_dir, (number,))
-    log_in_client(controller.client, number)
+    if logged_in:
+        log_in(controller, number)
     return controller

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="antrean-screenshots-"))
@@ -33,7 +34,9 @@ from kivy.base import EventLoop  # noqa: E402
 from broker.client import OfficeClient, new_command_id  # noqa: E402
 from broker.contract import Command, CommandKind, Role  # noqa: E402
 from broker.mosquitto import start_mosquitto  # noqa: E402
-from broker.service import EngineService  # noqa: E402
+from broker.officers import add_officer  # noqa: E402
+from broker.service import DATABASE_NAME, EngineService  # noqa: E402
+from broker.store import Store  # noqa: E402
 from broker.site import Site, load_site  # noqa: E402
 from counter.terminal import CounterApp  # noqa: E402
 
@@ -94,6 +97,13 @@ def _issue_tickets(site: Site) -> None:
     kiosk.stop()
 
 
+def _type(controller, text: str) -> None:
+    for character in text:
+        key = 13 if character == "\n" else ord(character)
+        controller.handle_key_down(key, "" if character == "\n" else character)
+        controller.handle_key_up(key)
+
+
 def _capture(site: Site, window, output: Path) -> None:
     picker_app = CounterApp(site, None)
     window.add_widget(picker_app.build())
@@ -105,12 +115,35 @@ def _capture(site: Site, window, output: Path) -> None:
     window.add_widget(app.build())
     controller = app.controller
     _pump_until(lambda: controller.connected and controller.waiting_count > 0)
+    _type(controller, "198705\n24")
+    _settle()
+    _screenshot(window, output / "counter-login.png")
+
+    _type(controller, "68\n")
+    _pump_until(lambda: controller.logged_in)
     controller.press("next")
     _pump_until(lambda: controller.ticket_label != "" and not controller.busy)
+    kiosk = _publish_paper_low(site)
+    _pump_until(lambda: bool(controller.alerts))
+    controller.repeat_guard_s = 0.0
+    controller.press("start")
+    _pump_until(lambda: controller.ticket_serving and not controller.busy)
     _settle()
     _screenshot(window, output / "counter-work.png")
+    kiosk.stop()
     app.close()
     window.remove_widget(app.manager)
+
+
+def _publish_paper_low(site: Site) -> OfficeClient:
+    """Connect as kiosk 2 and report its paper low; the caller stops the client."""
+    kiosk = OfficeClient(site, Role.KIOSK, "kiosk-2", data_dir=_SCRATCH / "data")
+    kiosk.start()
+    kiosk.wait_connected(WAIT_S)
+    kiosk.publish_status(
+        {"printer": "paper_low", "printer_spec": "serial:/dev/ttyUSB0"}
+    )
+    return kiosk
 
 
 def main(argv: list[str]) -> None:
@@ -123,6 +156,9 @@ def main(argv: list[str]) -> None:
     try:
         engine.start()
         engine.wait_connected(WAIT_S)
+        store = Store(_SCRATCH / "data" / DATABASE_NAME)
+        add_officer(store, "198705", "Budi Santoso", "2468", datetime.now(UTC))
+        store.close()
         _issue_tickets(site)
         EventLoop.ensure_window()
         _capture(site, EventLoop.window, output)

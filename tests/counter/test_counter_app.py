@@ -13,12 +13,12 @@ import pytest
 from counter_helpers import WAIT_S, issue, pump_frames, pump_until
 from kivy.base import EventLoop
 from kivy.tests import UnitTestTouch
+from officer_logins import OFFICER_PIN, add_office_officers, officer_of
 
 from broker.client import OfficeClient
 from broker.contract import DeviceStatus, Role
 from counter.app import UnknownCounterError, parse_counter
 from counter.terminal import CounterApp
-from officer_logins import add_office_officers, log_in_client
 
 pytestmark = pytest.mark.kivy
 
@@ -45,16 +45,28 @@ def _close_app(app: CounterApp, window) -> None:
     pump_frames()
 
 
+def _type(window, text: str) -> None:
+    """Type on the window as a keyboard would; a newline is Enter."""
+    for character in text:
+        key = ENTER if character == "\n" else ord(character)
+        codepoint = None if character == "\n" else character
+        window.dispatch("on_key_down", key, 0, codepoint, [])
+        window.dispatch("on_key_up", key, 0)
+
+
 @pytest.fixture
 def terminal(office, window) -> Iterator[CounterApp]:
-    """The terminal of counter 2, shown in the Window and connected."""
+    """The terminal of counter 2, shown in the Window, with its officer logged in."""
     app = _open_app(office, window, 2)
     app.controller.repeat_guard_s = 0.0
     if not pump_until(lambda: app.controller.connected):
         _close_app(app, window)
         raise RuntimeError("counter 2 did not connect to the test office")
     add_office_officers(office.data_dir, (2,))
-    log_in_client(app.controller.client, 2)
+    _type(window, f"{officer_of(2)}\n{OFFICER_PIN}\n")
+    if not pump_until(lambda: app.manager.current == "work"):
+        _close_app(app, window)
+        raise RuntimeError(f"login failed: {app.controller.feedback}")
     yield app
     _close_app(app, window)
 
@@ -64,6 +76,42 @@ def _touch(widget) -> None:
     touch = UnitTestTouch(x, y)
     touch.touch_down()
     touch.touch_up()
+
+
+def test_login_screen_keypad(office, window):
+    add_office_officers(office.data_dir, (3,))
+    app = _open_app(office, window, 3)
+    try:
+        screen = app.login_screen
+        assert app.manager.current == "login"
+        assert pump_until(lambda: app.controller.connected)
+        assert screen.ids.link_badge.text == "Terhubung"
+        pump_frames()
+
+        _type(window, "petugas")
+        for symbol in ("3", "enter", "2", "4", "6", "8"):
+            _touch(screen.keypad_key(symbol))
+        assert screen.ids.officer_field.value == "petugas3"
+        assert screen.ids.pin_field.value == "\u2022" * 4
+        assert screen.ids.pin_field.focused
+        _touch(screen.keypad_key("enter"))
+
+        assert pump_until(lambda: app.manager.current == "work")
+        work = app.work_screen.ids
+        assert work.officer_name.text == "Petugas Loket 3"
+        assert work.availability_badge.text == "Buka / Open"
+        assert "dilayani / served 0" in work.officer_counts.text
+    finally:
+        _close_app(app, window)
+
+
+def test_logout_returns_to_login(terminal, window):
+    _type(window, "9")
+    assert terminal.work_screen.overlay.parent is not None
+    _type(window, "\n")
+
+    assert pump_until(lambda: terminal.manager.current == "login")
+    assert terminal.work_screen.overlay.parent is None
 
 
 def test_next_button_updates_ticket_label(kiosk, terminal):
@@ -82,6 +130,7 @@ def test_next_button_updates_ticket_label(kiosk, terminal):
     assert screen.ids.feedback.text == "A-001 called to Loket 2."
     assert screen.ids.ticket_called.text.startswith("dipanggil ")
     assert button.hint == "Enter  /  +"
+    assert button.title == "Panggil Berikutnya"
 
 
 def test_keypad_and_enter_keys_call_next(kiosk, terminal, window):
@@ -99,7 +148,7 @@ def test_keypad_and_enter_keys_call_next(kiosk, terminal, window):
     assert pump_until(lambda: label.text == "B-001")
 
 
-def test_keys_for_recall_no_show_finish(office, kiosk, terminal, window):
+def test_keys_for_every_direct_action(office, kiosk, terminal, window):
     issue(kiosk, "A")
     issue(kiosk, "A")
     feedback = terminal.work_screen.ids.feedback
@@ -113,8 +162,35 @@ def test_keys_for_recall_no_show_finish(office, kiosk, terminal, window):
     key(266, "A-001 called again.")  # keypad .
     key(45, "A-001 marked as not present.")  # -
     key(43, "A-002 called to Loket 2.")  # +
+    key(256, "Serving A-002.")  # keypad 0
     key(268, "A-002 finished.")  # keypad *
     assert terminal.work_screen.ids.ticket_label.text == "\u2014"
+    assert pump_until(
+        lambda: terminal.work_screen.ids.officer_counts.text.endswith(
+            "dilayani / served 1  \u00b7  tidak hadir / no-show 1"
+        )
+    )
+
+
+def test_chooser_overlay_by_touch(office, kiosk, terminal, window):
+    for _ in range(2):
+        issue(kiosk, "B")
+    screen = terminal.work_screen
+    assert pump_until(lambda: len(screen.ids.waiting_rows.children) == 2)
+
+    _type(window, "1")
+    overlay = screen.overlay
+    assert overlay.parent is screen
+    rows = list(reversed(overlay.ids.choice_rows.children))
+    assert [row.text for row in rows] == ["B-001", "B-002"]
+    pump_frames()
+    # A touch on a button behind the overlay does nothing.
+    _touch(screen.action_button("finish"))
+    assert not terminal.controller.busy
+    _touch(rows[1])
+
+    assert pump_until(lambda: screen.ids.ticket_label.text == "B-002")
+    assert overlay.parent is None
 
 
 def test_touch_on_next_button_calls_ticket(kiosk, terminal):
@@ -131,16 +207,32 @@ def test_waiting_count_is_shown(kiosk, terminal):
     issue(kiosk, "D")
     waiting = terminal.work_screen.ids.waiting_count
     assert pump_until(lambda: waiting.text == "2")
+    rows = terminal.work_screen.ids.waiting_rows.children
+    assert [row.label for row in reversed(rows)] == ["A-001", "B-001"]
+
+
+def test_alert_row_for_kiosk_printer(kiosk, terminal):
+    screen = terminal.work_screen
+    assert screen.ids.alerts_empty.opacity == 1
+
+    kiosk.publish_status({"printer": "paper_out"})
+
+    assert pump_until(lambda: len(screen.ids.alert_rows.children) == 1)
+    row = screen.ids.alert_rows.children[0]
+    assert row.level == "error"
+    assert row.text_id == "Kiosk pintu masuk: kertas habis"
+    assert screen.ids.alerts_empty.opacity == 0
 
 
 def test_priority_badge_on_priority_counter(office, kiosk, window):
     issue(kiosk, "C", category="ibu_hamil")
+    add_office_officers(office.data_dir, (1,))
     app = _open_app(office, window, 1)
     try:
         screen = app.work_screen
         assert pump_until(lambda: app.controller.connected)
-        add_office_officers(office.data_dir, (1,))
-        log_in_client(app.controller.client, 1)
+        _type(window, f"{officer_of(1)}\n{OFFICER_PIN}\n")
+        assert pump_until(lambda: app.manager.current == "work")
         assert screen.ids.priority_badge.opacity == 0
         screen.action_button("next").dispatch("on_press")
         assert pump_until(lambda: screen.ids.ticket_label.text == "C-001")
@@ -150,7 +242,8 @@ def test_priority_badge_on_priority_counter(office, kiosk, window):
         _close_app(app, window)
 
 
-def test_offline_screen_disables_buttons(office, terminal):
+def test_offline_screen_queues_presses(office, kiosk, terminal):
+    issue(kiosk, "A")
     screen = terminal.work_screen
     assert screen.ids.link_badge.text == "Terhubung"
     assert screen.ids.offline_banner.opacity == 0
@@ -160,15 +253,13 @@ def test_offline_screen_disables_buttons(office, terminal):
     assert pump_until(lambda: "Tidak terhubung ke server antrean" in banner.text)
     assert banner.opacity == 1
     assert screen.ids.link_badge.text == "OFFLINE"
-    for action in ("next", "recall", "no_show", "finish"):
-        button = screen.action_button(action)
-        assert button.disabled, action
-        assert button.hint == "Offline", action
+    assert not screen.action_button("next").disabled
 
     _touch(screen.action_button("next"))
     pump_frames()
-    assert not terminal.controller.busy
-    assert screen.ids.feedback.text == ""
+    assert terminal.controller.queued
+    assert screen.action_button("next").disabled
+    assert screen.ids.feedback.text.startswith("Offline: Panggil Berikutnya")
 
 
 def test_picker_opens_chosen_counter(office, window):
@@ -184,8 +275,9 @@ def test_picker_opens_chosen_counter(office, window):
         pump_frames()
 
         _touch(picker.choices[2])
-        assert app.manager.current == "work"
+        assert app.manager.current == "login"
         assert app.controller.counter.number == 3
+        assert app.login_screen.ids.counter_name.text == "Loket 3"
         assert app.work_screen.ids.counter_name.text == "Loket 3"
         assert pump_until(lambda: app.controller.connected)
     finally:
@@ -207,7 +299,11 @@ def test_parse_counter_checks_device():
 def test_run_connects_and_stops_counter(office, tmp_path):
     seen: list[DeviceStatus] = []
     watcher = OfficeClient(
-        office.site, Role.OPERATOR, "watcher", on_status=seen.append, data_dir=office.data_dir
+        office.site,
+        Role.OPERATOR,
+        "watcher",
+        on_status=seen.append,
+        data_dir=office.data_dir,
     )
     watcher.start()
 
@@ -226,7 +322,13 @@ def test_run_connects_and_stops_counter(office, tmp_path):
     log_path = tmp_path / "counter.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", script, str(office.site.broker.port), str(office.data_dir)],
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(office.site.broker.port),
+                str(office.data_dir),
+            ],
             cwd=Path(__file__).resolve().parents[2],
             env=env,
             stdin=subprocess.DEVNULL,
