@@ -47,6 +47,9 @@ REQUEST_TIMEOUT_S = 5.0
 # A command without a reply is sent again with the same id this often, until its
 # timeout. The engine applies an id once, so a repeat only fetches the reply.
 RESEND_AFTER_S = 1.5
+# Outgoing messages paho keeps while they wait for the broker; more are dropped.
+MAX_QUEUED_MESSAGES = 1000
+DROPS_LOGGED_EVERY = 100
 KEEPALIVE_S = 15
 Handler = Callable[[mqtt.MQTTMessage], None]
 
@@ -109,6 +112,8 @@ class OfficeClient:
         self._pending: dict[bytes, Future[Reply]] = {}
         # Commands published again for want of a reply, since the client started.
         self.resends = 0
+        # Messages paho dropped because its outgoing queue was full.
+        self.dropped = 0
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._awaiting_grants: set[int] = set()
@@ -142,7 +147,7 @@ class OfficeClient:
                     "tls/ca.crt from the office PC's data directory."
                 )
             client.tls_set(ca_certs=str(self.tls_ca))
-        client.max_queued_messages_set(1000)
+        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
         client.will_set(
             self._status_topic, self._status_payload(False, {}), qos=1, retain=True
         )
@@ -229,8 +234,25 @@ class OfficeClient:
         retain: bool = False,
         properties: Properties | None = None,
     ) -> None:
-        """Publish at QoS 1; paho queues the message while reconnecting."""
-        self._mqtt.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        """Publish at QoS 1; paho queues the message while reconnecting.
+
+        When paho's queue is full (MAX_QUEUED_MESSAGES) the message is dropped:
+        the first drop and every hundredth after it are logged.
+        """
+        info = self._mqtt.publish(
+            topic, payload, qos=1, retain=retain, properties=properties
+        )
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.dropped += 1
+            if self.dropped % DROPS_LOGGED_EVERY == 1:
+                _LOGGER.warning(
+                    "%s dropped a message to %s: %d messages already wait to be "
+                    "sent (%d dropped so far)",
+                    self.client_id,
+                    topic,
+                    MAX_QUEUED_MESSAGES,
+                    self.dropped,
+                )
 
     def publish_status(self, detail: dict[str, Any]) -> None:
         """Publish this device's retained presence with extra detail (printer state, …)."""

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="invalid payloads to publish",
     )
     parser.add_argument(
+        "--wave",
+        type=int,
+        default=500,
+        metavar="N",
+        help="send payloads in waves of N, each after the replies to the last; "
+        "0 sends them all at once (default 500)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=1, metavar="S", help="random seed (default 1)"
     )
     parser.add_argument(
@@ -76,12 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _payload_run(directory: Path, payloads: int, seed: int) -> Any:
+def _payload_run(directory: Path, payloads: int, seed: int, wave: int) -> Any:
     office = FaultOffice(directory)
     office.start()
     try:
         summary = run_payload_burst(
-            office.site, office.data_dir, office.read, payloads, seed
+            office.site, office.data_dir, office.read, payloads, seed, wave
         )
         alive = office.engine_running
     finally:
@@ -130,7 +138,7 @@ def _run_all(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         results["restarts"] = dataclasses.asdict(summary)
     if args.payloads:
         results["payloads"] = _payload_run(
-            directory("payloads"), args.payloads, args.seed
+            directory("payloads"), args.payloads, args.seed, args.wave
         )
     return results
 
@@ -172,7 +180,7 @@ _RESTART_LINES = (
     "  restarts after which the display got no fresh state: {stale_after_restart}",
 )
 _PAYLOAD_LINES = (
-    "Invalid payloads: {payloads} in {seconds:.1f} s (seed {seed})",
+    "Invalid payloads: {payloads} in {seconds:.1f} s, waves of {wave} (seed {seed})",
     "  error replies {invalid_replies}, other replies {other_replies},"
     " unanswered {unanswered}",
     "  tables changed: {changed}; engine alive after: {engine_alive_after}",
@@ -201,9 +209,10 @@ def _format(results: dict[str, Any]) -> list[str]:
 
 def _traffic_lines(traffic: dict[str, Any]) -> list[str]:
     lines = [
-        f"  commands {traffic['commands']}, answered {traffic['answered']}, "
-        f"resent by the client {traffic['resent']}, retried after a timeout "
-        f"{traffic['retried']}, tickets issued {traffic['tickets']}",
+        f"  commands {traffic['commands']}, replied to {traffic['answered']}, "
+        f"tickets issued {traffic['tickets']}",
+        f"  resent by the client library {traffic['resent']}, sent again by the "
+        f"sender after the client gave up {traffic['retried']}",
         f"  problems found in the database: {len(traffic['problems'])}",
     ]
     return lines + [f"    {problem}" for problem in traffic["problems"][:20]]

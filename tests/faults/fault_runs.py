@@ -53,7 +53,8 @@ class TrafficFigures:
     answered: int
     # Commands the client library published again after RESEND_AFTER_S without a reply.
     resent: int
-    # Commands still unanswered after the client's timeout, sent again by the sender.
+    # Commands the sender sent again after the client gave up on them: not
+    # connected at the time, or no reply within the client's 5 s timeout.
     retried: int
     tickets: int
     problems: tuple[str, ...]
@@ -279,6 +280,8 @@ class BurstSummary:
     # Tables whose rows differ after the burst; an empty tuple means nothing changed.
     changed_tables: tuple[str, ...]
     seconds: float
+    # Payloads sent before waiting for replies; 0 when all went at once.
+    wave: int
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -370,8 +373,13 @@ def run_payload_burst(
     read: Callable[[str], list[tuple[object, ...]]],
     payloads: int,
     seed: int,
+    wave: int = 0,
 ) -> BurstSummary:
-    """Publish `payloads` invalid payloads from a kiosk and an operator login."""
+    """Publish `payloads` invalid payloads, alternating a kiosk and an operator login.
+
+    With `wave` above 0 they go out in waves of that many, each after the
+    replies to the one before; with 0, all at once.
+    """
     rng = random.Random(seed)
     started = time.monotonic()
     before = table_rows(read)
@@ -380,11 +388,13 @@ def run_payload_burst(
         RawSender(site, data_dir, Role.OPERATOR, "fuzz"),
     ]
     try:
-        for number, payload in enumerate(invalid_payloads(rng, payloads)):
+        for number, payload in enumerate(invalid_payloads(rng, payloads), start=1):
             senders[number % 2].send(payload, f"burst-{number}".encode())
-        expected = [len(range(index, payloads, 2)) for index in range(2)]
-        for sender, count in zip(senders, expected, strict=True):
-            sender.wait_replies(count)
+            if number == payloads or (wave and number % wave == 0):
+                # Even numbers went to the kiosk, odd ones to the operator.
+                expected = (number // 2, (number + 1) // 2)
+                for sender, count in zip(senders, expected, strict=True):
+                    sender.wait_replies(count)
     finally:
         for sender in senders:
             sender.close()
@@ -402,5 +412,6 @@ def run_payload_burst(
         unanswered=payloads - len(replies),
         changed_tables=tuple(name for name in after if after[name] != before.get(name)),
         seconds=time.monotonic() - started,
+        wave=wave,
         errors=errors,
     )

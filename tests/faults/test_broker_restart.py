@@ -4,15 +4,19 @@ the broker is gone. Longer runs: `python -m tests.faults --restarts 20`."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kivy.clock import Clock as KivyClock
 
+from broker.client import MAX_QUEUED_MESSAGES, OfficeClient
 from broker.contract import Command, CommandKind, Role
+from broker.site import load_site
 from display.controller import DisplayController, Staleness
-from tests.faults.fault_office import FaultOffice, Traffic, check_database
+from tests.faults.fault_office import FaultOffice, Traffic, check_database, free_port
 from tests.faults.fault_runs import run_broker_restarts
 
 
@@ -100,3 +104,20 @@ def test_queued_command_survives_restart(tmp_path: Path) -> None:
     assert reply.ticket.label == "D-001"
     assert kiosk.resends >= 1
     assert issued == [(1,)]
+
+
+def test_full_queue_drops_and_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Never started, so every message waits in paho's queue as it would while
+    # the broker is away.
+    site = load_site().with_broker("127.0.0.1", free_port())
+    client = OfficeClient(site, Role.DISPLAY, "hall")
+    caplog.set_level(logging.WARNING, logger="broker.client")
+
+    for number in range(MAX_QUEUED_MESSAGES + 2):
+        client.publish(client.topics.state, f"{number}".encode())
+
+    assert client.dropped == 2
+    drops = [r for r in caplog.records if "dropped a message" in r.getMessage()]
+    assert len(drops) == 1
