@@ -82,7 +82,7 @@ def test_backup_keeps_existing_file(fault_office: FaultOffice, tmp_path: Path) -
     assert target.read_text(encoding="utf-8") == "not a database"
 
 
-def test_restore_refused_while_engine_runs(
+def test_restore_rejected_while_engine_runs(
     fault_office: FaultOffice, tmp_path: Path
 ) -> None:
     backup = tmp_path / "backup.sqlite"
@@ -133,7 +133,7 @@ def test_restore_rejects_other_file(fault_office: FaultOffice, tmp_path: Path) -
     assert _tickets(fault_office.database) == before
 
 
-def test_second_engine_refused(fault_office: FaultOffice) -> None:
+def test_second_engine_rejected(fault_office: FaultOffice) -> None:
     run = _antrean(fault_office, "up", "--headless")
 
     assert run.returncode == 1

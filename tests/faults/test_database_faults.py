@@ -139,7 +139,7 @@ def test_read_only_database_rejects_tickets(tmp_path: Path) -> None:
         seen = office.start_engine(_without_file_permission_override())
         assert office.wait_engine_online(seen)
         office.client(Role.DISPLAY, "hall", on_state=keep)
-        refused = _cli(office, "ticket", "A")
+        rejected = _cli(office, "ticket", "A")
         after = table_rows(office.read)
         assert received.wait(10), "the read-only engine published no office state"
         read_only_state = states[-1]
@@ -152,9 +152,9 @@ def test_read_only_database_rejects_tickets(tmp_path: Path) -> None:
         office.database.chmod(0o644)
         office.close()
 
-    assert refused.returncode == 1
-    assert "read-only" in refused.stderr
-    assert "nothing was changed" in refused.stderr
+    assert rejected.returncode == 1
+    assert "read-only" in rejected.stderr
+    assert "nothing was changed" in rejected.stderr
     assert after == before
     assert read_only_state.service("A").issued == 1
     assert accepted.returncode == 0, accepted.stderr

@@ -386,7 +386,7 @@ def test_burst_changes_nothing(
     assert len(warnings) <= 2 * per_sender
 
 
-def test_oversized_payloads_refused(office: Office) -> None:
+def test_oversized_payloads_rejected(office: Office) -> None:
     # Mosquitto 2.0 drops the connection of a client that publishes more than
     # message_size_limit; the engine rejects what passes the broker but exceeds
     # MAX_PAYLOAD_BYTES. Each goes from its own connection, because paho sends
