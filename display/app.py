@@ -18,6 +18,8 @@ from broker.site import Display, Site
 _LOGGER = logging.getLogger(__name__)
 
 WindowSetting = tuple[str, str, str]
+# Rendered speech and the chime, under the data directory.
+SPEECH_DIR = "speech"
 
 
 class DisplaySetupError(AntreanError):
@@ -81,24 +83,31 @@ def run(
     fullscreen: bool,
     size: tuple[int, int] | None,
 ) -> None:
-    """Show the hall display until its window is closed.
+    """Show a display, in its hall or counter layout, until its window is closed.
 
-    The display keeps nothing on disk; data_dir holds its broker credentials.
+    data_dir contains the display's broker credentials and, for the hall, its
+    rendered speech (data_dir/speech), a cache that may be deleted.
     """
     display = choose_display(site, device)
-    if display.layout != "hall":
-        # NOTE: only the hall layout exists; a counter screen shows it as well.
-        _LOGGER.warning(
-            "Display %s has layout %r; showing the hall layout",
-            display.id,
-            display.layout,
-        )
     configure_kivy(fullscreen, size)
 
     from display.controller import DisplayController
-    from display.hall import HallDisplayApp
 
-    controller = DisplayController(site, display.id)
+    announcer = None
+    if display.layout == "hall":
+        from display.announcer import Announcer
+        from display.hall import HallDisplayApp
+
+        announcer = Announcer(data_dir / SPEECH_DIR)
+        controller = DisplayController(
+            site, display.id, announce=announcer.announce
+        )
+        app = HallDisplayApp(controller)
+    else:
+        from display.counter_screen import CounterDisplayApp
+
+        controller = DisplayController(site, display.id, counter=display.counter)
+        app = CounterDisplayApp(controller)
     client = OfficeClient(
         site,
         Role.DISPLAY,
@@ -110,12 +119,12 @@ def run(
         data_dir=data_dir,
     )
     _LOGGER.info(
-        "Starting display %s of %s against %s:%d",
+        "Starting display %s (%s layout) of %s against %s:%d",
         display.id,
+        display.layout,
         site.id,
         *client.address,
     )
-    app = HallDisplayApp(controller)
     # The retained presence then shows operators that the screen itself runs,
     # not only its connection.
     app.bind(on_start=lambda _app: client.publish_status({"screen": "running"}))
@@ -124,3 +133,5 @@ def run(
         app.run()
     finally:
         client.stop()
+        if announcer is not None:
+            announcer.stop()

@@ -15,6 +15,7 @@ from kivy.clock import Clock
 from kivy.event import EventDispatcher
 from kivy.properties import (
     BooleanProperty,
+    DictProperty,
     ListProperty,
     ObjectProperty,
     StringProperty,
@@ -23,6 +24,7 @@ from kivy.properties import (
 from broker.client import Link
 from broker.contract import CallEvent, DeviceStatus, OfficeState, Role
 from broker.site import Lane, Site
+from display.counter_view import counter_view, wait_text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -146,7 +148,10 @@ class DisplayController(EventDispatcher):
     """The last calls before the featured one, newest first, as dicts."""
 
     waiting = ListProperty([])
-    """Per service: code, name_id, name_en, waiting_normal and waiting_priority."""
+    """Per service: code, names, waiting per lane, wait texts and tickets remaining."""
+
+    counter_view = DictProperty({})
+    """The own counter of a counter display (display.counter_view), else empty."""
 
     clock_text = StringProperty("")
     date_text = StringProperty("")
@@ -164,11 +169,22 @@ class DisplayController(EventDispatcher):
         site: Site,
         display_id: str,
         now: TimeSource = utc_now,
+        counter: int | None = None,
+        announce: Callable[[CallEvent], object] | None = None,
         **kwargs: Any,
     ) -> None:
+        """Show the whole office, or with `counter` one counter's calls only.
+
+        `announce` is called with each live call as it is queued for the
+        featured area (display.announcer.Announcer.announce on the hall).
+        """
         super().__init__(**kwargs)
         self.site = site
         self.display_id = display_id
+        self.counter = counter
+        if counter is not None:
+            self.counter_view = counter_view(site, None, counter)
+        self._announce = announce
         self._now = now
         self.started_at = now()
         self.site_name = site.name
@@ -250,16 +266,21 @@ class DisplayController(EventDispatcher):
             _LOGGER.debug("Ignored call event %d, already shown", call.seq)
             return
         self._remember(call.seq)
-        self._live_calls.append(call)
+        if self.counter is not None and call.counter != self.counter:
+            return
         if call.at < self.started_at:
-            # Only calls made while this display runs may flash as new.
+            # Only calls made while this display runs may flash as new; older
+            # ones (a retained message, a replay) reach history through the state.
             _LOGGER.info(
                 "Call %d of %s is from before the display started; not featured",
                 call.seq,
                 call.ticket.label,
             )
         else:
+            self._live_calls.append(call)
             self._enqueue(call)
+            if self._announce is not None:
+                self._announce(call)
         now = self._now()
         self._advance_feature(now)
         self._refresh_panels()
@@ -343,8 +364,20 @@ class DisplayController(EventDispatcher):
         # After a restart the big area shows today's last call, but never as new.
         if not state.recent_calls:
             return
-        latest = max(state.recent_calls, key=lambda call: call.seq)
-        if self._local_day(latest.at) == self._local_day(self._now()):
+        calls = [
+            call
+            for call in state.recent_calls
+            if self.counter is None or call.counter == self.counter
+        ]
+        if not calls:
+            return
+        latest = max(calls, key=lambda call: call.seq)
+        # Only a call whose ticket is still at its counter is shown, so a
+        # finished visit never looks current after a restart.
+        counter = state.counter(latest.counter)
+        current = counter.current if counter else None
+        still_there = current is not None and current.id == latest.ticket.id
+        if still_there and self._local_day(latest.at) == self._local_day(state.at):
             self._show(latest)
             self._featured_since = None
 
@@ -385,6 +418,8 @@ class DisplayController(EventDispatcher):
             for counter in (state.counters if state else ())
         ]
         self.history = self._history_rows()
+        if self.counter is not None:
+            self.counter_view = counter_view(self.site, state, self.counter)
 
     def _history_rows(self) -> list[dict[str, Any]]:
         recent = list(self._state.recent_calls) if self._state else []
@@ -418,6 +453,11 @@ class DisplayController(EventDispatcher):
                     "name_en": service.name_en if service else "",
                     "waiting_normal": load.waiting_normal,
                     "waiting_priority": load.waiting_priority,
+                    "wait_normal": wait_text(load.wait_normal, load.waiting_normal),
+                    "wait_priority": wait_text(
+                        load.wait_priority, load.waiting_priority
+                    ),
+                    "remaining": load.remaining,
                 }
             )
         return rows

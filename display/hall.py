@@ -74,6 +74,11 @@ class HallWaitingRow(BoxLayout):
     name_en = StringProperty("")
     waiting_normal = NumericProperty(0)
     waiting_priority = NumericProperty(0)
+    # Estimated wait of a ticket taken now, per lane, e.g. "10–20 mnt"; "" if unknown.
+    wait_normal = StringProperty("")
+    wait_priority = StringProperty("")
+    # Tickets of the service still to be issued today.
+    remaining = NumericProperty(0)
 
 
 class HallRunningText(StencilView):

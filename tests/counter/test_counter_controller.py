@@ -268,6 +268,8 @@ def test_pause_with_reason_then_resume(office, counter2):
 
 def test_reprint_lists_unprinted_ticket(office, kiosk, counter2):
     ticket = issue(kiosk, "A")
+    # The state follows each reply, so the wait below starts from this one.
+    assert pump_until(lambda: counter2.waiting_count == 1)
     failed = Command(
         CommandKind.PRINT_FAILED, new_command_id("kiosk-1"), ticket=ticket.label
     )

@@ -77,12 +77,15 @@ from broker.site import load_site
 from display.app import run
 
 site = load_site().with_broker("127.0.0.1", int(sys.argv[1]))
-run(site, Path(sys.argv[2]), None, False, (960, 540))
+run(site, Path(sys.argv[2]), sys.argv[3] or None, False, (960, 540))
 """
 
 
+@pytest.mark.parametrize(
+    ("device", "display_id"), [("", "hall"), ("loket-1", "loket-1")]
+)
 def test_run_connects_and_stops_client(
-    office: Any, clients: Clients, tmp_path: Path
+    office: Any, clients: Clients, tmp_path: Path, device: str, display_id: str
 ) -> None:
     statuses: list[DeviceStatus] = []
     clients.open(Role.OPERATOR, "watcher", on_status=statuses.append)
@@ -90,7 +93,7 @@ def test_run_connects_and_stops_client(
     def display_status(online: bool, screen: str | None = None) -> bool:
         return any(
             s.role is Role.DISPLAY
-            and s.device == "hall"
+            and s.device == display_id
             and s.online is online
             and s.detail.get("screen") == screen
             for s in statuses
@@ -103,6 +106,7 @@ def test_run_connects_and_stops_client(
             _RUN_SCRIPT,
             str(office.site.broker.port),
             str(office.data_dir),
+            device,
         ],
         cwd=REPOSITORY,
         env={**os.environ, "PYTHONPATH": str(REPOSITORY)},

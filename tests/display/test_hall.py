@@ -21,7 +21,8 @@ from kivy.base import EventLoop
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from broker.client import OfficeClient
+from broker.client import OfficeClient, new_command_id
+from broker.contract import Command, CommandKind
 from display.controller import MIN_FEATURE_S
 from display.hall import HallScreen, HallWaitingRow
 
@@ -127,7 +128,7 @@ def test_hall_shows_waiting_counts(
     texts = _texts(row)
     assert "3" in texts
     assert "Penggantian Paspor" in texts
-    assert "Passport Replacement" in texts
+    assert "Passport Replacement  \u00b7  sisa 57" in texts
 
 
 def test_hall_banner_when_broker_lost(
@@ -190,6 +191,10 @@ def test_hall_screenshot(
         ("A", None),
     ]:
         issue(kiosk, service, category)
+    # Open counters give every lane a wait estimate, whatever the hour.
+    for counter in (1, 2, 3, 4):
+        command = Command(CommandKind.OPEN_COUNTER, new_command_id("op"), counter=counter)
+        assert officer.request(command).ok
     # Five calls: the first is featured at once and four wait their turn, which
     # the shifted clock runs through in 12 s, before the state counts as old.
     for counter in (2, 3, 4, 2, 1):
