@@ -39,6 +39,8 @@ VOICE = "id"
 SPEECH_RATE = 140
 RENDER_TIMEOUT_S = 15.0
 # Calls waiting to be spoken; past this the oldest is dropped (it stays on screen).
+# NOTE: one call takes about 7 s (a 1.2 s chime and a 6 s sentence at this rate,
+# measured with espeak-ng 1.51), so a full queue is spoken about a minute late.
 MAX_QUEUED = 10
 # Rendered sentences kept on disk; the oldest files go first.
 MAX_CACHED_FILES = 300
