@@ -2,7 +2,9 @@
 
 Commands are handled one at a time on paho's network thread, in the order the
 broker delivers them. paho acknowledges a QoS 1 command only after the handler
-returns, so a command is committed before the broker forgets it.
+returns, so a command is committed before the broker forgets it. The reply and
+the calls go out right after the commit; the office state follows from a
+thread of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ _LOGGER = logging.getLogger(__name__)
 
 DATABASE_NAME = "antrean.sqlite"
 HEARTBEAT_S = 5.0
+# States published after commands are at least this far apart, and the commands
+# of one interval share a state. A state with its wait estimates takes several
+# milliseconds to build (docs/benchmarks.md), time in which no command is handled.
+STATE_INTERVAL_S = 0.2
 # Malformed commands logged in full per sender; after that, every hundredth.
 MALFORMED_LOGGED = 5
 MALFORMED_LOG_EVERY = 100
@@ -59,19 +65,21 @@ class EngineService:
         self._malformed: Counter[str] = Counter()
         self.client.subscribe(self.client.topics.commands, self._handle_command)
         self._stop = threading.Event()
-        self._heartbeat = threading.Thread(
-            target=self._beat, name="engine-heartbeat", daemon=True
+        self._state_due = threading.Event()
+        self._publisher = threading.Thread(
+            target=self._publish_states, name="engine-state", daemon=True
         )
         self._lock = threading.Lock()
 
     def start(self) -> None:
         """Connect to the broker and start publishing state."""
         self.client.start()
-        self._heartbeat.start()
+        self._publisher.start()
 
     def stop(self) -> None:
         """Stop taking commands, disconnect and close the database."""
         self._stop.set()
+        self._state_due.set()
         self.client.stop()
         with self._lock:
             self.store.close()
@@ -91,29 +99,24 @@ class EngineService:
 
     def _handle_link(self, link: Link) -> None:
         # A client that connects after a broker restart must find state at once.
-        # The snapshot runs wait estimates, so it leaves paho's network thread
-        # free to send the engine's subscriptions first.
         if link is Link.CONNECTED:
-            threading.Thread(
-                target=self._publish_safely, name="engine-connect-state", daemon=True
-            ).start()
+            self._state_due.set()
 
-    def _publish_safely(self) -> None:
-        try:
-            self.publish_state()
-        except Exception:
-            _LOGGER.exception("Could not publish the office state after connecting")
-
-    def _beat(self) -> None:
-        # The state's timestamp lets displays tell fresh state from stale, so it
-        # is republished even when nothing changes.
+    def _publish_states(self) -> None:
+        # Publishes a state when one is due, and every HEARTBEAT_S even when
+        # nothing changes, because displays tell fresh state from stale by its
+        # timestamp.
         while not self._stop.is_set():
+            self._state_due.wait(HEARTBEAT_S - STATE_INTERVAL_S)
+            self._state_due.clear()
+            if self._stop.is_set():
+                return
             if self.client.connected:
                 try:
                     self.publish_state()
                 except Exception:
                     _LOGGER.exception("Could not publish the office state")
-            self._stop.wait(HEARTBEAT_S)
+            self._stop.wait(STATE_INTERVAL_S)
 
     def _handle_command(self, message: mqtt.MQTTMessage) -> None:
         response_topic = getattr(message.properties, "ResponseTopic", None)
@@ -159,7 +162,7 @@ class EngineService:
             topic = self.client.topics.print_request(kiosk)
             self.client.publish(topic, contract.encode(request))
             _LOGGER.info("Asked %s to print %s again", kiosk, request.ticket.label)
-        self.publish_state()
+        self._state_due.set()
 
     def _reject_malformed(
         self,

@@ -113,7 +113,11 @@ def test_same_command_id_twice_calls_once(connect, office: Office) -> None:
 
 
 def test_late_client_gets_retained_state(connect) -> None:
+    published: list[OfficeState] = []
+    connect(Role.OPERATOR, "listener", on_state=published.append)
     issue(connect())
+    # The state follows the reply from the engine's state thread.
+    assert wait_for(lambda: any(s.service("A").waiting_normal for s in published))
     states: queue.Queue[OfficeState] = queue.Queue()
 
     connect(Role.DISPLAY, "hall", on_state=states.put)
