@@ -55,6 +55,12 @@ RANGE_QUANTILES = (0.10, 0.90)
 # the quantiles of their errors relative to (estimate + CALIBRATION_SLACK_MINUTES).
 CALIBRATION_MIN_TICKETS = 50
 CALIBRATION_SLACK_MINUTES = 5.0
+# Learning reads up to HISTORY_LIMIT visits and as many estimates, which at that
+# size costs more than the rest of an issue command (docs/benchmarks.md). So the
+# model is learned again only once the changes since (closed visits, pauses)
+# outnumber this share of the visits it was learned from. Below 100 visits every
+# change counts.
+RELEARN_SHARE = 0.01
 _Z90 = statistics.NormalDist().inv_cdf(RANGE_QUANTILES[1])
 
 
@@ -96,6 +102,8 @@ class ServiceModel:
     pause_minutes: float
     # Per lane, the 10th and 90th percentile of (actual - estimate) / (estimate + slack).
     calibration: dict[Lane, tuple[float, float]]
+    # Finished and no-show visits the service times were learned from.
+    visits: int = 0
 
     def mean(self, service: str, counter: int | None = None) -> float:
         """Return the expected minutes of one visit, no-shows included."""
@@ -121,25 +129,32 @@ class _SimCounter:
 
 
 class Estimator:
-    """Estimates waits for one site; the learned model is cached until a visit closes."""
+    """Estimates waits for one site; the learned model is cached (RELEARN_SHARE)."""
 
     def __init__(self, site: Site, store: Store) -> None:
         self.site = site
         self.store = store
         self._model: ServiceModel | None = None
         self._model_day: date | None = None
+        self._changes = 0
         self._policies: dict[PolicyConfig, Policy] = {}
 
     def invalidate(self) -> None:
-        """Forget the learned model; the next estimate learns again."""
-        self._model = None
+        """Count one change the learned model does not reflect (see RELEARN_SHARE)."""
+        self._changes += 1
 
     def model(self, today: date) -> ServiceModel:
-        """Return the learned service model, learning it if needed."""
-        if self._model is None or self._model_day != today:
-            self._model = learn_model(self.site, self.store, today)
+        """Return the learned service model, learning it again if it is out of date."""
+        model = self._model
+        if (
+            model is None
+            or self._model_day != today
+            or self._changes > model.visits * RELEARN_SHARE
+        ):
+            model = self._model = learn_model(self.site, self.store, today)
             self._model_day = today
-        return self._model
+            self._changes = 0
+        return model
 
     def estimate(
         self,
@@ -433,6 +448,7 @@ def learn_model(site: Site, store: Store, today: date) -> ServiceModel:
         variances=variances,
         pause_minutes=_pause_minutes(store.session_rows(since)),
         calibration=_calibration(store.estimated_waits(since, HISTORY_LIMIT)),
+        visits=len(rows),
     )
 
 
