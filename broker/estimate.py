@@ -56,7 +56,7 @@ RANGE_QUANTILES = (0.10, 0.90)
 CALIBRATION_MIN_TICKETS = 50
 CALIBRATION_SLACK_MINUTES = 5.0
 # Learning reads up to HISTORY_LIMIT visits and as many estimates, which at that
-# size costs more than the rest of an issue command (docs/benchmarks.md). So the
+# size costs more than the rest of an issue command (measured here). So the
 # model is learned again only once the changes since (closed visits, pauses)
 # outnumber this share of the visits it was learned from. Below 100 visits every
 # change counts.

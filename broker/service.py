@@ -32,7 +32,7 @@ DATABASE_NAME = "antrean.sqlite"
 HEARTBEAT_S = 5.0
 # States published after commands are at least this far apart, and the commands
 # of one interval share a state. A state with its wait estimates takes several
-# milliseconds to build (docs/benchmarks.md), time in which no command is handled.
+# milliseconds to build, time in which no command is handled.
 STATE_INTERVAL_S = 0.2
 # Malformed commands logged in full per sender; after that, every hundredth.
 MALFORMED_LOGGED = 5
