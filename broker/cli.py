@@ -21,7 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from broker import backup_cli, contract, officers_cli
+from broker import backup_cli, bench_cli, contract, officers_cli
 from broker.client import OfficeClient, OfficeUnavailable, new_command_id
 from broker.contract import Command, CommandKind, OfficeState, Reply, Role
 from broker.errors import AntreanError
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     tls.set_defaults(handler=cmd_broker_tls)
 
     officers_cli.add_parsers(commands, common)
+
+    bench_cli.add_parsers(commands)
 
     add_kiosk_parsers(commands, common)
 
