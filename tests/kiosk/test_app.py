@@ -252,7 +252,8 @@ def test_language_button_switches_texts(kiosk_root):
 
 
 def test_idle_returns_home_in_indonesian(kiosk_root, monkeypatch):
-    monkeypatch.setattr(controller_module, "IDLE_S", 0.5)
+    # Long enough that a loaded machine still shows the category screen first.
+    monkeypatch.setattr(controller_module, "IDLE_S", 3.0)
     controller = kiosk_root.controller
     home = kiosk_root.screen(ScreenName.HOME)
     touch(home.ids.language)
