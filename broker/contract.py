@@ -22,6 +22,10 @@ T = TypeVar("T")
 
 TOPIC_ROOT = "antrean"
 MAX_PAYLOAD_BYTES = 16 * 1024
+# The retained office state lists every counter, so it alone may be larger: a
+# site has at most site.MAX_COUNTERS, and 200 counters that each serve a
+# ticket make a state of about 93 KB (tests/broker/test_large_office.py).
+MAX_STATE_BYTES = 256 * 1024
 MAX_COMMAND_ID_LENGTH = 64
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TICKET_LABEL = re.compile(r"^[A-Z]-[0-9]{3}$")
@@ -489,10 +493,10 @@ def _no_constant(name: str) -> Any:
     raise ContractError(f"payload contains {name}, which is not valid JSON")
 
 
-def _load(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD_BYTES:
+def _load(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    if len(payload) > limit:
         raise ContractError(
-            f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}"
+            f"payload of {len(payload)} bytes exceeds the limit of {limit}"
         )
     try:
         text = payload.decode("utf-8")
@@ -661,7 +665,7 @@ def decode_call(payload: bytes) -> CallEvent:
 
 def decode_state(payload: bytes) -> OfficeState:
     """Decode the retained office state."""
-    data = _load(payload)
+    data = _load(payload, MAX_STATE_BYTES)
 
     def counter(item: Any) -> CounterState:
         return CounterState(

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.contract import MAX_STATE_BYTES
 from broker.errors import AntreanError
 from broker.security import tls_ca_path, write_access_files
 from broker.site import BrokerAddress, Site
@@ -29,8 +30,8 @@ _LOGGER = logging.getLogger(__name__)
 BROKER_DIR = "mosquitto"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
-# Commands and replies are small; a larger payload is a bug or an attack.
-MESSAGE_SIZE_LIMIT = 64 * 1024
+# The largest payload is the office state; a larger one is a bug or an attack.
+MESSAGE_SIZE_LIMIT = MAX_STATE_BYTES
 _PR_SET_PDEATHSIG = 1
 
 

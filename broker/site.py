@@ -28,6 +28,8 @@ E = TypeVar("E", bound=StrEnum)
 
 BUNDLED_SITE = "lebong.toml"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The office state lists every counter and must fit contract.MAX_STATE_BYTES.
+MAX_COUNTERS = 200
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 _SERVICE_CODE = re.compile(r"^[A-Z]$")
@@ -445,6 +447,13 @@ def parse_site(data: dict[str, Any], path: Path | str = "<site>") -> Site:
     if not counters:
         root.fail(
             "counters", "lists no counter", "Add at least one [[counters]] table."
+        )
+    if len(counters) > MAX_COUNTERS:
+        root.fail(
+            "counters",
+            f"lists {len(counters)} counters, more than the {MAX_COUNTERS} one "
+            "office state can show",
+            "Split the hall into several sites, each with its own broker.",
         )
     kiosks = tuple(_parse_kiosk(t) for t in root.tables("kiosks"))
     _require_unique(root, "kiosks", [k.id for k in kiosks], "id")
