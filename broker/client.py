@@ -13,13 +13,13 @@ import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -86,12 +86,16 @@ class OfficeClient:
         on_status: Callable[[DeviceStatus], None] | None = None,
         on_link: Callable[[Link], None] | None = None,
         persistent_session: bool = False,
+        manual_ack: bool = False,
         data_dir: Path | None = None,
     ) -> None:
         """Connect as a device of the site; its credentials come from data_dir.
 
         Without credentials in data_dir (or without data_dir) the client
         connects anonymously, which a broker written by antrean rejects.
+        With `manual_ack`, a QoS 1 message is acknowledged when its handler
+        returns, or, for a filter subscribed with `acks_itself`, when the
+        handler's owner calls ack().
         """
         self.site = site
         self.role = role
@@ -103,12 +107,20 @@ class OfficeClient:
         self.refusal: str | None = None
         self._on_link = on_link
         self._persistent = persistent_session
+        self._manual_ack = manual_ack
+        self._acks_itself: set[str] = set()
+        # Counts the connections accepted by the broker; see ack().
+        self.connection_number = 0
         # A persistent session needs a stable client id so the broker keeps its queue.
         suffix = "" if persistent_session else f"-{uuid.uuid4().hex[:8]}"
         self.client_id = f"{role.value}-{device}{suffix}"
         self.username = username_for(role, device)
-        self.credentials = load_credentials(data_dir, role, device) if data_dir else None
-        self.tls_ca = tls_ca_path(data_dir) if data_dir and site.broker.tls_port else None
+        self.credentials = (
+            load_credentials(data_dir, role, device) if data_dir else None
+        )
+        self.tls_ca = (
+            tls_ca_path(data_dir) if data_dir and site.broker.tls_port else None
+        )
         self.reply_topic = self.topics.reply(self.username, self.client_id)
         self._pending: dict[bytes, Future[Reply]] = {}
         # Commands published again for want of a reply, since the client started.
@@ -136,6 +148,7 @@ class OfficeClient:
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
+            manual_ack=self._manual_ack,
         )
         client.reconnect_delay_set(min_delay=1, max_delay=4)
         if self.credentials is not None:
@@ -182,9 +195,28 @@ class OfficeClient:
 
     # Lifecycle ---------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Handler) -> None:
-        """Route messages matching a filter to a handler; call before start()."""
+    def subscribe(
+        self, topic_filter: str, handler: Handler, *, acks_itself: bool = False
+    ) -> None:
+        """Route messages matching a filter to a handler; call before start().
+
+        With `acks_itself` on a client made with `manual_ack`, the broker keeps
+        each message until ack() is called for it.
+        """
         self._handlers[topic_filter] = handler
+        if acks_itself:
+            if not self._manual_ack:
+                raise ValueError("acks_itself needs a client made with manual_ack")
+            self._acks_itself.add(topic_filter)
+
+    def ack(self, message: mqtt.MQTTMessage, connection_number: int) -> None:
+        """Acknowledge a message received on connection `connection_number`.
+
+        A message of an earlier connection is not acknowledged, because its id
+        means nothing on this one: the broker sends it again instead.
+        """
+        if message.qos > 0 and connection_number == self.connection_number:
+            self._mqtt.ack(message.mid, message.qos)
 
     def start(self) -> None:
         """Connect in the background; paho keeps reconnecting until stop()."""
@@ -358,13 +390,15 @@ class OfficeClient:
             _LOGGER.warning("Broker rejected %s: %s", self.client_id, reason)
             return
         self.refusal = None
+        self.connection_number += 1
         _disable_nagle(client, self.client_id)
         # Subscribing here restores every subscription after a reconnect. The
         # client counts as connected once the broker has granted them all, so
         # nothing published to it in the meantime is missed.
         with self._lock:
             self._awaiting_grants = {
-                client.subscribe(topic_filter, qos=1)[1] for topic_filter in self._handlers
+                client.subscribe(topic_filter, qos=1)[1]
+                for topic_filter in self._handlers
             }
         client.publish(
             self._status_topic, self._status_payload(True, {}), qos=1, retain=True
@@ -380,7 +414,9 @@ class OfficeClient:
     ) -> None:
         for reason in reasons:
             if reason.is_failure:
-                _LOGGER.warning("Broker refused a subscription of %s: %s", self.client_id, reason)
+                _LOGGER.warning(
+                    "Broker refused a subscription of %s: %s", self.client_id, reason
+                )
         with self._lock:
             self._awaiting_grants.discard(mid)
             complete = not self._awaiting_grants
@@ -422,7 +458,11 @@ class OfficeClient:
                     # A handler bug must not kill the network thread of a screen
                     # that runs for months; it is logged with its traceback.
                     _LOGGER.exception("Handler for %s failed", message.topic)
+                if self._manual_ack and topic_filter not in self._acks_itself:
+                    self.ack(message, self.connection_number)
                 return
+        if self._manual_ack:
+            self.ack(message, self.connection_number)
 
     def _handle_reply(self, message: mqtt.MQTTMessage) -> None:
         correlation = getattr(message.properties, "CorrelationData", None)

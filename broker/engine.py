@@ -84,6 +84,8 @@ class Outcome:
     repeat: bool = False
     # Tickets to print again, each with the id of the kiosk that prints it.
     prints: tuple[tuple[str, PrintRequest], ...] = ()
+    # The database failed, so the command changed nothing (see _database_failed).
+    database_failed: bool = False
 
 
 class Engine:
@@ -117,7 +119,9 @@ class Engine:
         try:
             stored = self.store.stored_reply(command.command_id)
         except sqlite3.Error as exc:
-            return Outcome(reply=_database_failed(command, source, exc))
+            return Outcome(
+                reply=_database_failed(command, source, exc), database_failed=True
+            )
         if stored is not None:
             _LOGGER.debug(
                 "Command %s repeated by %s/%s",
@@ -150,7 +154,9 @@ class Engine:
                 self._record(command, source, now, reply)
         except sqlite3.Error as exc:
             # Nothing was written: the transaction rolled back as a whole.
-            return Outcome(reply=_database_failed(command, source, exc))
+            return Outcome(
+                reply=_database_failed(command, source, exc), database_failed=True
+            )
         if not reply.ok:
             _LOGGER.info(
                 "Rejected %s from %s/%s: %s",
@@ -192,8 +198,8 @@ class Engine:
 
     def current_at(self, counter: Counter, now: datetime) -> dict[str, Any]:
         """Return the ticket a counter has called, or reject the command."""
-        current = self.store.at_counter(self.local_day(now).isoformat()).get(
-            counter.number
+        current = self.store.at_counter_of(
+            self.local_day(now).isoformat(), counter.number
         )
         if current is None:
             raise Rejected(

@@ -12,7 +12,7 @@ import math
 import random
 import statistics
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -129,31 +129,41 @@ class _SimCounter:
 
 
 class Estimator:
-    """Estimates waits for one site; the learned model is cached (RELEARN_SHARE)."""
+    """Estimates waits for one site; the learned model is cached (RELEARN_SHARE).
 
-    def __init__(self, site: Site, store: Store) -> None:
+    An estimator on another connection to the same file can follow this one's
+    count of changes (`changes_from`), so both relearn after the same changes.
+    """
+
+    def __init__(
+        self, site: Site, store: Store, changes_from: Estimator | None = None
+    ) -> None:
         self.site = site
         self.store = store
+        # Changes counted by invalidate() since the start, never reset.
+        self.changes = 0
+        self._changes_from = changes_from or self
         self._model: ServiceModel | None = None
         self._model_day: date | None = None
-        self._changes = 0
+        self._learned_at_changes = 0
         self._policies: dict[PolicyConfig, Policy] = {}
 
     def invalidate(self) -> None:
         """Count one change the learned model does not reflect (see RELEARN_SHARE)."""
-        self._changes += 1
+        self.changes += 1
 
     def model(self, today: date) -> ServiceModel:
         """Return the learned service model, learning it again if it is out of date."""
         model = self._model
+        changes = self._changes_from.changes
         if (
             model is None
             or self._model_day != today
-            or self._changes > model.visits * RELEARN_SHARE
+            or changes - self._learned_at_changes > model.visits * RELEARN_SHARE
         ):
             model = self._model = learn_model(self.site, self.store, today)
             self._model_day = today
-            self._changes = 0
+            self._learned_at_changes = changes
         return model
 
     def estimate(
@@ -220,26 +230,29 @@ class Estimator:
             now, today, target, at_counter, statuses, model
         )
         arrivals = (
-            self._expected_arrivals(now, today) if target.lane is Lane.NORMAL else []
+            self._expected_arrivals(now, today)
+            if target.lane is Lane.NORMAL
+            else iter(())
         )
-        next_arrival = 0
+        # The next expected arrival not yet in the queue, or None after the last.
+        arrival = next(arrivals, None)
         ahead: list[str] = []
         used: set[int] = set()
         while ready:
             minutes, number = heapq.heappop(ready)
             if minutes > HORIZON_MINUTES:
                 break
-            while next_arrival < len(arrivals) and arrivals[next_arrival][0] <= minutes:
-                queue.add(arrivals[next_arrival][1])
-                next_arrival += 1
+            while arrival is not None and arrival[0] <= minutes:
+                queue.add(arrival[1])
+                arrival = next(arrivals, None)
             state = counters[number]
             context = PolicyContext(
                 now + timedelta(minutes=minutes), tuple(state.history)
             )
             chosen = state.policy(queue, state.counter, context)
             if chosen is None:
-                if next_arrival < len(arrivals):
-                    heapq.heappush(ready, (arrivals[next_arrival][0], number))
+                if arrival is not None:
+                    heapq.heappush(ready, (arrival[0], number))
                 continue
             if chosen.ticket_id == target.ticket_id:
                 return _Forecast(minutes, tuple(ahead), max(len(used), 1))
@@ -311,35 +324,40 @@ class Estimator:
 
     def _expected_arrivals(
         self, now: datetime, today: date
-    ) -> list[tuple[float, Candidate]]:
-        """Return priority tickets expected to arrive, evenly spaced at the last hour's rate.
+    ) -> Iterator[tuple[float, Candidate]]:
+        """Yield priority tickets expected to arrive, evenly spaced at the last hour's
+        rate, in order of their minute from now.
 
-        Only they can pass a normal ticket that is already waiting.
+        Only they can pass a normal ticket that is already waiting. They are made
+        as the forward run reaches them, because a busy hour expects hundreds
+        within the horizon and a run seldom looks that far.
         """
         since = timestamp(now - timedelta(minutes=ARRIVAL_WINDOW_MINUTES))
-        rows = self.store.issued_since(today.isoformat(), since)
-        counts = Tally(row["service"] for row in rows if row["lane"] == Lane.PRIORITY)
-        arrivals: list[tuple[float, Candidate]] = []
-        for service, count in sorted(counts.items()):
-            gap = ARRIVAL_WINDOW_MINUTES / count
-            for index in range(1, int(HORIZON_MINUTES / gap) + 1):
-                minutes = index * gap
-                stamp = timestamp(now + timedelta(minutes=minutes))
-                arrivals.append(
-                    (
-                        minutes,
-                        Candidate(
-                            ticket_id=f"expected-{service}-{index}",
-                            service=service,
-                            lane=Lane.PRIORITY,
-                            arrived_at=stamp,
-                            order=1_000_000 + index,
-                            issued_at=stamp,
-                        ),
-                    )
-                )
-        arrivals.sort(key=lambda item: item[0])
-        return arrivals
+        counts = self.store.issued_counts_since(
+            today.isoformat(), since, Lane.PRIORITY.value
+        )
+        streams = [
+            _arrivals_of(service, ARRIVAL_WINDOW_MINUTES / count, now)
+            for service, count in sorted(counts.items())
+        ]
+        return heapq.merge(*streams, key=lambda item: item[0])
+
+
+def _arrivals_of(
+    service: str, gap: float, now: datetime
+) -> Iterator[tuple[float, Candidate]]:
+    for index in range(1, int(HORIZON_MINUTES / gap) + 1):
+        minutes = index * gap
+        stamp = timestamp(now + timedelta(minutes=minutes))
+        candidate = Candidate(
+            ticket_id=f"expected-{service}-{index}",
+            service=service,
+            lane=Lane.PRIORITY,
+            arrived_at=stamp,
+            order=1_000_000 + index,
+            issued_at=stamp,
+        )
+        yield minutes, candidate
 
 
 def _spread(

@@ -199,6 +199,15 @@ def active_logins(store: Store, day: str) -> dict[int, dict[str, Any]]:
     return {row["counter"]: row for row in rows}
 
 
+def active_login(store: Store, day: str, counter: int) -> dict[str, Any] | None:
+    """Return the open login of one counter on a day, or None."""
+    return store.first_row(
+        "SELECT * FROM officer_logins WHERE day = ? AND counter = ? "
+        "AND logout_at IS NULL ORDER BY seq DESC LIMIT 1",
+        [day, counter],
+    )
+
+
 def start_login(
     store: Store, day: str, counter: int, officer_id: str, at: str, command_id: str
 ) -> None:

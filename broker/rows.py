@@ -27,7 +27,11 @@ def candidate_from_row(row: dict[str, Any], order: int) -> Candidate:
 
 def appointment_from_row(row: dict[str, Any]) -> Appointment | None:
     """Return the window of a checked-in appointment ticket, or None for a walk-in."""
-    start, end = row.get("appointment_start"), row.get("appointment_end")
+    return appointment_window(row.get("appointment_start"), row.get("appointment_end"))
+
+
+def appointment_window(start: str | None, end: str | None) -> Appointment | None:
+    """Return a ticket's appointment from its window columns, or None for a walk-in."""
     if not start or not end:
         return None
     # Only a check-in makes an appointment ticket, so every one is checked in.
@@ -37,6 +41,32 @@ def appointment_from_row(row: dict[str, Any]) -> Appointment | None:
 def candidates_from_rows(rows: list[dict[str, Any]]) -> list[Candidate]:
     """Return waiting tickets, already in arrival order, as candidates."""
     return [candidate_from_row(row, index) for index, row in enumerate(rows)]
+
+
+def candidates_from_policy_rows(rows: list[tuple[Any, ...]]) -> list[Candidate]:
+    """Return the tuples of Store.waiting_for_policy, in arrival order, as candidates."""
+    return [
+        Candidate(
+            ticket_id=ticket_id,
+            service=service,
+            lane=Lane(lane),
+            arrived_at=arrived_at,
+            order=order,
+            target_counter=target_counter,
+            issued_at=issued_at or "",
+            appointment=appointment_window(start, end),
+        )
+        for order, (
+            ticket_id,
+            service,
+            lane,
+            arrived_at,
+            target_counter,
+            issued_at,
+            start,
+            end,
+        ) in enumerate(rows)
+    ]
 
 
 def view_from_row(row: dict[str, Any]) -> TicketView:

@@ -20,6 +20,7 @@ from broker.policy import Candidate
 from broker.rows import (
     call_from_row,
     candidate_from_row,
+    candidates_from_policy_rows,
     candidates_from_rows,
     view_from_row,
 )
@@ -29,7 +30,7 @@ from broker.store import Store, timestamp
 RECENT_CALLS = 8
 # The waiting list in the state shows the oldest tickets of each service and
 # lane, up to these bounds, so the retained state stays within
-# contract.MAX_PAYLOAD_BYTES however long the queues grow.
+# contract.MAX_STATE_BYTES however long the queues grow.
 WAITING_LISTED_PER_LANE = 6
 WAITING_LISTED_MAX = 40
 UNPRINTED_LISTED = 9
@@ -124,7 +125,7 @@ class StateBuilder:
     def estimate_waiting(self, ticket_id: str, now: datetime) -> WaitEstimate | None:
         """Estimate the rest of the wait of a waiting ticket; None if it is not waiting."""
         day = self.local_day(now).isoformat()
-        candidates = candidates_from_rows(self.store.waiting(day))
+        candidates = candidates_from_policy_rows(self.store.waiting_for_policy(day))
         target = next((c for c in candidates if c.ticket_id == ticket_id), None)
         if target is None:
             return None

@@ -214,6 +214,20 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
 )
 
 
+# The columns of a ticket that a queue policy reads, in the order of
+# Store.waiting_for_policy's tuples.
+POLICY_COLUMNS = (
+    "id",
+    "service",
+    "lane",
+    "arrived_at",
+    "target_counter",
+    "issued_at",
+    "appointment_start",
+    "appointment_end",
+)
+
+
 def timestamp(moment: datetime) -> str:
     """Format an aware datetime in UTC with fixed precision, so text order is time order."""
     if moment.tzinfo is None:
@@ -232,6 +246,7 @@ class Store:
                 self.path, check_same_thread=False, timeout=5.0
             )
             self.db = Database(connection)
+            self._table_columns: dict[str, frozenset[str]] = {}
             self.db.enable_wal()
             # FULL makes each commit durable before the reply goes out, even
             # across a power cut; NORMAL in WAL mode would only survive a crash.
@@ -273,9 +288,59 @@ class Store:
         with self.db.atomic():
             yield
 
+    @contextmanager
+    def read_transaction(self) -> Iterator[None]:
+        """Run a block of reads in one transaction, so they see a single moment
+        of the file even while another connection commits.
+        """
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    def _columns(self, table: str, row: dict[str, Any]) -> list[str]:
+        # sqlite-utils' insert and update read the table's schema on every call,
+        # a dozen queries that cost more than the rest of a command. The schema
+        # only changes in migrations, which run before any command.
+        known = self._table_columns.get(table)
+        if known is None:
+            known = frozenset(self.db[table].columns_dict)
+            self._table_columns[table] = known
+        unknown = sorted(set(row) - known)
+        if unknown:
+            raise ValueError(f"table {table} has no column {', '.join(unknown)}")
+        return list(row)
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        columns = self._columns(table, row)
+        names = ", ".join(f'"{name}"' for name in columns)
+        marks = ", ".join("?" for _ in columns)
+        self.db.execute(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})",
+            [row[name] for name in columns],
+        )
+
+    def _update(self, table: str, key: str, changes: dict[str, Any]) -> None:
+        # Every table written here has the primary key column "id".
+        columns = self._columns(table, changes)
+        if not columns:
+            return
+        assignments = ", ".join(f'"{name}" = ?' for name in columns)
+        cursor = self.db.execute(
+            f"UPDATE {table} SET {assignments} WHERE id = ?",
+            [*(changes[name] for name in columns), key],
+        )
+        if cursor.rowcount != 1:
+            raise StoreError(f"table {table} has no row with id {key!r} to update")
+
     def close(self) -> None:
         """Close the connection."""
         self.db.close()
+
+    def first_row(self, sql: str, parameters: list[Any]) -> dict[str, Any] | None:
+        """Return the first row a query returns, as a dict, or None."""
+        return next(iter(self.db.query(sql, parameters)), None)
 
     # Commands ---------------------------------------------------------------
 
@@ -288,7 +353,7 @@ class Store:
 
     def record_command(self, row: dict[str, Any]) -> None:
         """Append a command and its reply to the log."""
-        self.db["commands"].insert(row)
+        self._insert("commands", row)
 
     # Tickets ----------------------------------------------------------------
 
@@ -299,11 +364,11 @@ class Store:
 
     def insert_ticket(self, row: dict[str, Any]) -> None:
         """Insert a new ticket row."""
-        self.db["tickets"].insert(row)
+        self._insert("tickets", row)
 
     def update_ticket(self, ticket_id: str, changes: dict[str, Any]) -> None:
         """Change fields of one ticket."""
-        self.db["tickets"].update(ticket_id, changes)
+        self._update("tickets", ticket_id, changes)
 
     def next_number(self, day: str, service: str) -> int:
         """Return the next ticket number of a service on a day."""
@@ -322,6 +387,19 @@ class Store:
             )
         )
 
+    def waiting_for_policy(self, day: str) -> list[tuple[Any, ...]]:
+        """Return the day's waiting tickets in arrival order, as tuples of the
+        columns POLICY_COLUMNS names.
+
+        The same tickets as waiting(), without the columns a policy never reads,
+        because every issue and every call reads the whole waiting list.
+        """
+        return self.db.execute(
+            f"SELECT {', '.join(POLICY_COLUMNS)} FROM tickets "
+            "WHERE status = ? AND day = ? ORDER BY arrived_at, rowid",
+            [TicketStatus.WAITING.value, day],
+        ).fetchall()
+
     def not_printed(self, day: str, limit: int) -> list[dict[str, Any]]:
         """Return the day's latest tickets that no kiosk could print, newest first."""
         return list(
@@ -339,6 +417,14 @@ class Store:
             [*AT_COUNTER, day],
         )
         return {row["counter"]: row for row in rows}
+
+    def at_counter_of(self, day: str, counter: int) -> dict[str, Any] | None:
+        """Return the ticket one counter has called or is serving today, or None."""
+        return self.first_row(
+            "SELECT * FROM tickets WHERE counter = ? AND status IN (?, ?) AND day = ? "
+            "ORDER BY called_at DESC, rowid DESC LIMIT 1",
+            [counter, *AT_COUNTER, day],
+        )
 
     def issued_counts(self, day: str) -> dict[str, int]:
         """Return how many tickets each service issued on a day (transfers excluded)."""
@@ -371,9 +457,7 @@ class Store:
 
     def appointment(self, code: str) -> dict[str, Any] | None:
         """Return the appointment with this code, or None."""
-        rows = list(
-            self.db.query("SELECT * FROM appointments WHERE code = ?", [code])
-        )
+        rows = list(self.db.query("SELECT * FROM appointments WHERE code = ?", [code]))
         return rows[0] if rows else None
 
     def save_appointments(self, rows: list[dict[str, Any]]) -> None:
@@ -442,14 +526,24 @@ class Store:
 
     def append_session(self, row: dict[str, Any]) -> None:
         """Record a counter's change of availability."""
-        self.db["counter_sessions"].insert(row)
+        self._insert("counter_sessions", row)
 
     def sessions(self, day: str) -> dict[int, dict[str, Any]]:
         """Return each counter's latest availability row of a day."""
         rows = self.db.query(
-            "SELECT * FROM counter_sessions WHERE day = ? ORDER BY seq", [day]
+            "SELECT * FROM counter_sessions WHERE seq IN "
+            "(SELECT MAX(seq) FROM counter_sessions WHERE day = ? GROUP BY counter)",
+            [day],
         )
         return {row["counter"]: row for row in rows}
+
+    def session_of(self, day: str, counter: int) -> dict[str, Any] | None:
+        """Return one counter's latest availability row of a day, or None."""
+        return self.first_row(
+            "SELECT * FROM counter_sessions WHERE day = ? AND counter = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            [day, counter],
+        )
 
     def session_rows(self, since_day: str) -> list[dict[str, Any]]:
         """Return every availability row from a day on, in order."""
@@ -496,14 +590,14 @@ class Store:
         )
         return rows[0] if rows else None
 
-    def issued_since(self, day: str, since: str) -> list[dict[str, Any]]:
-        """Return the service and lane of each first visit issued on a day from a moment on."""
-        return list(
-            self.db.query(
-                "SELECT service, lane FROM tickets WHERE day = ? AND visit = 0 AND issued_at >= ?",
-                [day, since],
-            )
+    def issued_counts_since(self, day: str, since: str, lane: str) -> dict[str, int]:
+        """Return how many first visits of a lane each service issued on a day from a moment on."""
+        rows = self.db.execute(
+            "SELECT service, COUNT(*) FROM tickets "
+            "WHERE day = ? AND visit = 0 AND lane = ? AND issued_at >= ? GROUP BY service",
+            [day, lane, since],
         )
+        return {service: count for service, count in rows}
 
     def day_tickets(self, day: str) -> list[dict[str, Any]]:
         """Return every visit of a day, in issue order and visit order."""

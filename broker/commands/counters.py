@@ -20,7 +20,11 @@ from broker.contract import (
     TicketStatus,
 )
 from broker.policy import PolicyContext, WaitingQueue
-from broker.rows import candidate_from_row, candidates_from_rows, view_from_row
+from broker.rows import (
+    candidate_from_row,
+    candidates_from_policy_rows,
+    view_from_row,
+)
 from broker.site import Counter, Lane
 from broker.store import timestamp
 
@@ -52,8 +56,8 @@ def next_ticket(
     day = engine.local_day(now).isoformat()
     _finish_current(engine, counter, now, command)
 
-    waiting = engine.store.waiting(day)
-    queue = WaitingQueue(candidates_from_rows(waiting), engine.site.policy.transfers)
+    waiting = candidates_from_policy_rows(engine.store.waiting_for_policy(day))
+    queue = WaitingQueue(waiting, engine.site.policy.transfers)
     history = tuple(
         Lane(lane)
         for lane in engine.store.call_lanes(day, counter.number, POLICY_HISTORY)
@@ -68,7 +72,9 @@ def next_ticket(
             message=message,
         ), []
 
-    row = next(r for r in waiting if r["id"] == chosen.ticket_id)
+    row = engine.store.ticket(chosen.ticket_id)
+    if row is None:
+        raise RuntimeError(f"waiting ticket {chosen.ticket_id} has no row")
     return _call_to(engine, row, counter, now, command)
 
 
@@ -220,7 +226,7 @@ def officer_at(engine: Engine, counter: int | None, now: datetime) -> str | None
     if counter is None:
         return None
     day = engine.local_day(now).isoformat()
-    login = officers.active_logins(engine.store, day).get(counter)
+    login = officers.active_login(engine.store, day, counter)
     return login["officer"] if login else None
 
 
@@ -284,9 +290,8 @@ def _announce(
 def _finish_current(
     engine: Engine, counter: Counter, now: datetime, command: Command
 ) -> None:
-    current = engine.store.at_counter(engine.local_day(now).isoformat()).get(
-        counter.number
-    )
+    day = engine.local_day(now).isoformat()
+    current = engine.store.at_counter_of(day, counter.number)
     if current is not None:
         # A new call means the officer is done with the ticket in front of them.
         engine.close(current, TicketStatus.FINISHED, now, command)
@@ -295,7 +300,7 @@ def _finish_current(
 def _reopen(engine: Engine, counter: Counter, now: datetime, command: Command) -> None:
     """Mark a paused or closed counter open again, because its officer just called."""
     day = engine.local_day(now).isoformat()
-    session = engine.store.sessions(day).get(counter.number)
+    session = engine.store.session_of(day, counter.number)
     if session is not None and session["state"] != CounterAvailability.OPEN:
         _LOGGER.info(
             "%s called a ticket while %s; it is open again",

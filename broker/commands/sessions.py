@@ -102,12 +102,12 @@ def logout(engine: Engine, command: Command, source: Source, now: datetime) -> R
     """
     counter = engine.counter_for(command)
     day = engine.local_day(now).isoformat()
-    current = officers.active_logins(engine.store, day).get(counter.number)
+    current = officers.active_login(engine.store, day, counter.number)
     if current is None:
         raise Rejected(
             ErrorCode.NOT_LOGGED_IN, f"No officer is logged in at {counter.name}."
         )
-    ticket = engine.store.at_counter(day).get(counter.number)
+    ticket = engine.store.at_counter_of(day, counter.number)
     if ticket is not None:
         raise Rejected(
             ErrorCode.TICKET_AT_COUNTER,

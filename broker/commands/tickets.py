@@ -18,7 +18,7 @@ from broker.contract import (
     TicketStatus,
 )
 from broker.policy import people_ahead
-from broker.rows import candidates_from_rows, view_from_row
+from broker.rows import candidates_from_policy_rows, view_from_row
 from broker.site import Lane, Service
 from broker.store import timestamp
 
@@ -83,7 +83,7 @@ def create_ticket(
     """
     day = engine.local_day(now).isoformat()
     number = engine.store.next_number(day, service.code)
-    waiting = candidates_from_rows(engine.store.waiting(day))
+    waiting = candidates_from_policy_rows(engine.store.waiting_for_policy(day))
     label = f"{service.code}-{number:03d}"
     stamp = timestamp(now)
     row = {
