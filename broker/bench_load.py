@@ -147,14 +147,30 @@ class Pacer:
 
 
 class Refill:
-    """Kiosks that issue one ticket for each ticket called, round robin."""
+    """Kiosks that keep the waiting list at its length: one ticket for each ticket
+    called, round robin, less the tickets other kiosks issued meanwhile.
+    """
 
     def __init__(self, site: Site, kiosks: Sequence[OfficeClient]) -> None:
         self.site = site
         self.kiosks = list(kiosks)
         self.failed = 0
         self._next = itertools.count()
+        self._issued_elsewhere = 0
         self._lock = threading.Lock()
+
+    def replace_called(self) -> None:
+        """Issue a ticket for one called, unless a ticket issued elsewhere did."""
+        with self._lock:
+            if self._issued_elsewhere > 0:
+                self._issued_elsewhere -= 1
+                return
+        self.issue()
+
+    def count_issued_elsewhere(self) -> None:
+        """Count a ticket that another kiosk issued, so one call needs no new one."""
+        with self._lock:
+            self._issued_elsewhere += 1
 
     def issue(self) -> Future[Reply]:
         """Send one ticket request from the next kiosk without waiting for it."""
@@ -286,7 +302,7 @@ class CallTimer:
             if reply is None or reply.error is not ErrorCode.NOBODY_WAITING:
                 _LOGGER.warning("Next at counter %d failed: %s", number, error or reply)
         else:
-            self.refill.issue()
+            self.refill.replace_called()
         if self._running:
             self.pacer.after(self._pause(), lambda: self._press(client, number))
 

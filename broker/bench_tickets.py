@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from broker.bench_load import Refill
 from broker.bench_office import (
     BenchError,
     BenchOffice,
@@ -38,13 +39,15 @@ class TicketTimer:
     app does (kiosk.printing.TicketPrinter, a file printer here), timing each.
 
     The reply time is the request alone; the latency adds rendering the ESC/POS
-    bytes and handing them to the printer with its status queries.
+    bytes and handing them to the printer with its status queries. Each ticket
+    saves the refill one, so the waiting list keeps its length.
     """
 
     def __init__(
         self,
         office: BenchOffice,
         kiosk: OfficeClient,
+        refill: Refill,
         count: int,
         per_s: float,
         seed: int,
@@ -54,6 +57,7 @@ class TicketTimer:
             raise BenchError(f"kiosk {kiosk.device} is not in the bench site")
         self.site = office.site
         self.kiosk = kiosk
+        self.refill = refill
         self.printer = TicketPrinter(office.site, site_kiosk, office.data_dir)
         self.count = count
         self.mean_pause = 1.0 / per_s
@@ -101,6 +105,7 @@ class TicketTimer:
             self.failed += 1
             _LOGGER.warning("Ticket request rejected: %s", reply.message)
             return
+        self.refill.count_issued_elsewhere()
         result = self.printer.print_ticket(reply.ticket)
         if not result.printed:
             self.failed += 1
