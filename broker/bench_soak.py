@@ -180,12 +180,15 @@ def _run(
     hour = 0
     while not stopped.is_set():
         elapsed = clock.elapsed()
+        # A slow frame can jump past an hour and the end at once, so every due
+        # hour is sampled, late, before the final sample.
+        if hour * HOUR_S < end and elapsed >= hour * HOUR_S:
+            _report(hour)
+            hour += 1
+            continue
         if elapsed >= end:
             _report(hours)
             return
-        if elapsed >= hour * HOUR_S:
-            _report(hour)
-            hour += 1
         if elapsed >= step * step_s:
             app.act(step)
             step += 1
