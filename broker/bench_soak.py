@@ -144,11 +144,18 @@ def soak(
     step_s: float,
 ) -> int:
     """Run one app until `hours` of simulated time pass or stdin closes."""
+    from kivy.config import Config
+
+    # The window gets its size at creation, as the apps' --size does. A window
+    # resized later keeps the framebuffers of Kivy's default 800x600 under
+    # SDL's offscreen driver, which would leave them out of the measured size.
+    width, height = WINDOW_SIZE
+    Config.set("graphics", "width", str(width))
+    Config.set("graphics", "height", str(height))
     from kivy.base import EventLoop
 
     EventLoop.ensure_window()
     window = EventLoop.window
-    window.size = WINDOW_SIZE
     if app_name == "display":
         app = open_display(site, data_dir, clock)
     elif app_name == "counter":
