@@ -135,6 +135,22 @@ def open_kiosk(site: Site, data_dir: Path) -> SoakApp:
     return SoakApp(root, act, controller.stop)
 
 
+def configure_window(app_name: str) -> None:
+    """Apply the window settings of app `app_name` at WINDOW_SIZE, not full screen."""
+    if app_name == "display":
+        from display.app import configure_kivy
+
+        configure_kivy(False, WINDOW_SIZE)
+    elif app_name == "counter":
+        from counter.app import configure_window as configure_counter
+
+        configure_counter(False, WINDOW_SIZE)
+    else:
+        from kiosk.app import configure_window as configure_kiosk
+
+        configure_kiosk(False, WINDOW_SIZE)
+
+
 def soak(
     app_name: str,
     site: Site,
@@ -144,14 +160,11 @@ def soak(
     step_s: float,
 ) -> int:
     """Run one app until `hours` of simulated time pass or stdin closes."""
-    from kivy.config import Config
-
-    # The window gets its size at creation, as the apps' --size does. A window
-    # resized later keeps the framebuffers of Kivy's default 800x600 under
-    # SDL's offscreen driver, which would leave them out of the measured size.
-    width, height = WINDOW_SIZE
-    Config.set("graphics", "width", str(width))
-    Config.set("graphics", "height", str(height))
+    # The app's own configuration sets up the window, at its size from the
+    # start as with the apps' --size. Under SDL's offscreen driver a window
+    # resized later keeps the framebuffers of Kivy's default 800x600, which
+    # would leave them out of the measured size.
+    configure_window(app_name)
     from kivy.base import EventLoop
 
     EventLoop.ensure_window()

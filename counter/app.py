@@ -45,6 +45,10 @@ def configure_window(fullscreen: bool, size: tuple[int, int] | None) -> None:
     """Set Kivy's graphics config, which takes effect only before the Window exists."""
     from kivy.config import Config
 
+    from broker.rendering import configure_rendering
+
+    configure_rendering()
+
     Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
     if size is not None:
         Config.set("graphics", "width", str(size[0]))

@@ -72,6 +72,10 @@ def configure_kivy(fullscreen: bool, size: tuple[int, int] | None) -> None:
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     from kivy.config import Config
 
+    from broker.rendering import configure_rendering
+
+    configure_rendering()
+
     for section, key, value in window_settings(fullscreen, size):
         Config.set(section, key, value)
 

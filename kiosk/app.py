@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kivy.config import Config
 
+from broker.rendering import configure_rendering
 from broker.site import Site
 from kiosk.controller import KioskController, select_kiosk
 
@@ -15,6 +16,7 @@ _LOGGER = logging.getLogger(__name__)
 
 def configure_window(fullscreen: bool, size: tuple[int, int] | None) -> None:
     """Set Kivy's graphics and input config; call it before the Window exists."""
+    configure_rendering()
     if fullscreen:
         Config.set("graphics", "fullscreen", "auto")
         Config.set("graphics", "show_cursor", "0")
