@@ -7,8 +7,8 @@ the whole batch durable (a group commit), so a busy office pays for one disk
 flush per batch instead of one per command. Replies, calls and the QoS 1
 acknowledgements go out only after that commit, so the broker keeps a command
 until it is durable. The office state follows from a thread of its own, which
-reads the file through a second connection, so a command never waits for a
-state to be built.
+reads the file through a second connection, so a command does not wait for a
+state to be built, only for its turn at the GIL.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ HEARTBEAT_S = 5.0
 # of one interval share a state. A state with its wait estimates takes several
 # milliseconds of CPU to build, which commands share through the GIL.
 STATE_INTERVAL_S = 0.2
-# The longest a thread runs Python while another waits for the GIL (Python's
-# default is 5 ms). A command that arrives while the state thread builds a
-# state waits for at most this long.
+# How long a thread runs Python while another waits for the GIL before Python
+# makes it yield (Python's default is 5 ms). A command that arrives while the
+# state thread builds a state waits about this long for its turn.
 SWITCH_INTERVAL_S = 0.0005
-# The most commands that share one commit.
+# The maximum number of commands that share one commit.
 MAX_BATCH = 64
 # How long stop() waits for the commands already received.
 DRAIN_TIMEOUT_S = 5.0
@@ -59,7 +59,7 @@ MALFORMED_LOG_EVERY = 100
 
 @dataclass(frozen=True)
 class _Received:
-    """A command message, the connection it came on, and what it asks."""
+    """A command message, the connection it came on, and the command it carries."""
 
     message: mqtt.MQTTMessage
     connection_number: int
@@ -112,6 +112,7 @@ class EngineService:
         # were applied, since start().
         self.received = 0
         self.batch_sizes: Counter[int] = Counter()
+        self._oversized_states = 0
         self._worker = threading.Thread(
             target=self._apply_commands, name="engine-commands", daemon=True
         )
@@ -143,6 +144,9 @@ class EngineService:
         """
         self._stop.set()
         self._state_due.set()
+        waiting = self._received.qsize()
+        if waiting:
+            _LOGGER.info("Applying %d commands received before the stop", waiting)
         self._received.put(None)
         if self._worker.is_alive():
             self._worker.join(DRAIN_TIMEOUT_S)
@@ -161,9 +165,21 @@ class EngineService:
         """Publish the retained office state, stamped with the engine's clock."""
         with self._state_lock, self.reader.read_transaction():
             state = self.state.snapshot(self.engine.clock())
-        self.client.publish(
-            self.client.topics.state, contract.encode(state), retain=True
-        )
+        payload = contract.encode(state)
+        if len(payload) > contract.MAX_STATE_BYTES:
+            # The broker would drop the engine's connection for it.
+            self._oversized_states += 1
+            if self._oversized_states % MALFORMED_LOG_EVERY == 1:
+                _LOGGER.error(
+                    "Not publishing an office state of %d bytes, over the limit of "
+                    "%d (%d so far); shorten the names and reasons in the site "
+                    "file or pause texts",
+                    len(payload),
+                    contract.MAX_STATE_BYTES,
+                    self._oversized_states,
+                )
+            return
+        self.client.publish(self.client.topics.state, payload, retain=True)
 
     def _handle_link(self, link: Link) -> None:
         # A client that connects after a broker restart must find state at once.
@@ -253,11 +269,17 @@ class EngineService:
     def _handle_together(self, batch: list[_Received]) -> list[Outcome] | None:
         if len(batch) == 1:
             return [self._handle(batch[0])]
+        connection = self.store.db.conn
         try:
             with self.store.transaction():
-                outcomes = [self._handle(item) for item in batch]
-                if any(outcome.database_failed for outcome in outcomes):
-                    raise _BatchFailed
+                outcomes = []
+                for item in batch:
+                    outcomes.append(self._handle(item))
+                    # Some errors (SQLITE_FULL, SQLITE_IOERR) end the whole
+                    # transaction, after which a command would commit on its
+                    # own, unannounced when it is applied again: stop at once.
+                    if outcomes[-1].database_failed or not connection.in_transaction:
+                        raise _BatchFailed
         except (_BatchFailed, sqlite3.Error):
             return None
         return outcomes

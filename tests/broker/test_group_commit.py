@@ -6,6 +6,7 @@ wait in the engine's queue and are applied as one batch when it is released.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -13,11 +14,11 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 
 import pytest
-from conftest import Office
 
 from broker.client import OfficeClient, new_command_id
-from broker.contract import Command, CommandKind, ErrorCode, Reply, Role
+from broker.contract import CallEvent, Command, CommandKind, ErrorCode, Reply, Role
 from broker.service import DATABASE_NAME
+from tests.conftest import Office
 
 REPLY_TIMEOUT_S = 10.0
 QUEUE_TIMEOUT_S = 5.0
@@ -106,3 +107,44 @@ def test_database_failure_spares_batch(office: Office, resolution: str) -> None:
     again = _issue(kiosk, "D", command_id="refused-d").result(REPLY_TIMEOUT_S)
     assert again.ok
     assert again.ticket.label == "D-001"
+
+
+def test_whole_rollback_announces_later_calls(office: Office) -> None:
+    # SQLite ends the whole transaction by itself on some errors, such as
+    # SQLITE_FULL or SQLITE_IOERR; RAISE(ROLLBACK) does the same. A Next after
+    # the failing command must still be applied once and announced. One client
+    # sends the three, so they reach the engine in this order.
+    calls: queue.SimpleQueue[CallEvent] = queue.SimpleQueue()
+    office.client(Role.DISPLAY, "hall", on_call=calls.put)
+    kiosk = office.client(Role.KIOSK, office.site.kiosks[0].id)
+    operator = office.client(Role.OPERATOR, "admin")
+    for _ in range(2):
+        assert _issue(kiosk, "B").result(REPLY_TIMEOUT_S).ok
+    _rows(
+        office,
+        "CREATE TRIGGER refuse_d BEFORE INSERT ON tickets WHEN NEW.service = 'D' "
+        "BEGIN SELECT RAISE(ROLLBACK, 'refused for the test'); END",
+    )
+    with _batched(office, kiosk, waiting=3):
+        before = operator.send(_next(2))
+        failing = _issue(operator, "D")
+        after = operator.send(_next(3))
+
+    assert office.engine.batch_sizes[3] == 1
+    assert before.result(REPLY_TIMEOUT_S).ok
+    assert not failing.result(REPLY_TIMEOUT_S).ok
+    assert after.result(REPLY_TIMEOUT_S).ok
+    announced = set()
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while len(announced) < 2 and time.monotonic() < deadline:
+        try:
+            announced.add(calls.get(timeout=0.1).counter)
+        except queue.Empty:
+            pass
+    assert 2 in announced
+    assert 3 in announced
+    assert _rows(office, "SELECT COUNT(*) FROM events WHERE kind = 'call'") == [(2,)]
+
+
+def _next(counter: int) -> Command:
+    return Command(CommandKind.NEXT, new_command_id("n"), counter=counter)
