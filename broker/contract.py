@@ -23,8 +23,9 @@ T = TypeVar("T")
 TOPIC_ROOT = "antrean"
 MAX_PAYLOAD_BYTES = 16 * 1024
 # The retained office state lists every counter, so it alone may be larger: a
-# site has at most site.MAX_COUNTERS, and 200 counters that each serve a
-# ticket make a state of about 93 KB (tests/broker/test_large_office.py).
+# site has at most site.MAX_COUNTERS, with names of up to site.MAX_COUNTER_NAME
+# characters. 200 such counters, each serving a ticket, make a state of about
+# 100 KB (tests/broker/test_large_office.py).
 MAX_STATE_BYTES = 256 * 1024
 MAX_COMMAND_ID_LENGTH = 64
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

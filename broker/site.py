@@ -28,8 +28,10 @@ E = TypeVar("E", bound=StrEnum)
 
 BUNDLED_SITE = "lebong.toml"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# The office state lists every counter and must fit contract.MAX_STATE_BYTES.
+# The office state lists every counter by name and must fit
+# contract.MAX_STATE_BYTES.
 MAX_COUNTERS = 200
+MAX_COUNTER_NAME = 40
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 _SERVICE_CODE = re.compile(r"^[A-Z]$")
@@ -308,10 +310,17 @@ class _Table:
         default: str | None = None,
         pattern: re.Pattern[str] | None = None,
         hint: str = "",
+        max_length: int | None = None,
     ) -> str:
         value = self.value(name, str, default)
         if not value.strip() and default is None:
             self.fail(name, "is empty", "Give it a value.")
+        if max_length is not None and len(value) > max_length:
+            self.fail(
+                name,
+                f"is {len(value)} characters long, more than {max_length}",
+                f"Shorten it to at most {max_length} characters.",
+            )
         if pattern is not None and not pattern.match(value):
             self.fail(name, f"{value!r} is not a valid value", hint)
         return value
@@ -634,7 +643,7 @@ def _parse_counter(
         )
     return Counter(
         number=table.number("number", int, 1, 999),
-        name=table.text("name"),
+        name=table.text("name", max_length=MAX_COUNTER_NAME),
         services=services,
         lanes=tuple(Lane(lane) for lane in lanes),
         policy=_parse_counter_policy(table, site_policy),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,16 +20,21 @@ from broker.contract import (
     Role,
 )
 from broker.engine import Engine
-from broker.site import MAX_COUNTERS, SiteError, parse_site
+from broker.site import MAX_COUNTER_NAME, MAX_COUNTERS, SiteError, parse_site
 from broker.store import Store
+from tests.conftest import Office
 
 # A weekday at 10:00 in Jakarta.
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
 OPERATOR = Source(Role.OPERATOR, "test")
 
 
-def _site_data(counters: int) -> dict:
-    return office_site_data(counters, kiosks=2, port=1883)
+def _site_data(counters: int, name_length: int = MAX_COUNTER_NAME) -> dict:
+    """Return a site of this many counters, each name `name_length` characters."""
+    data = office_site_data(counters, kiosks=2, port=1883)
+    for counter in data["counters"]:
+        counter["name"] = f"Loket {counter['number']}".ljust(name_length, ".")
+    return data
 
 
 def test_site_rejects_too_many_counters(tmp_path: Path) -> None:
@@ -36,6 +42,15 @@ def test_site_rejects_too_many_counters(tmp_path: Path) -> None:
         parse_site(_site_data(MAX_COUNTERS + 1), tmp_path / "site.toml")
 
     assert f"more than the {MAX_COUNTERS}" in str(error.value)
+
+
+def test_site_rejects_long_counter_name(tmp_path: Path) -> None:
+    data = _site_data(2, name_length=MAX_COUNTER_NAME + 1)
+
+    with pytest.raises(SiteError) as error:
+        parse_site(data, tmp_path / "site.toml")
+
+    assert f"more than {MAX_COUNTER_NAME}" in str(error.value)
 
 
 def test_largest_office_state_fits(tmp_path: Path) -> None:
@@ -70,3 +85,17 @@ def test_state_limit_applies_to_state_only() -> None:
 
     with pytest.raises(contract.ContractError, match="exceeds the limit"):
         contract.decode_command(command)
+
+
+def test_oversized_state_not_published(
+    office: Office, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Mosquitto drops a client that publishes over its payload limit, so the
+    # engine must keep such a state to itself.
+    monkeypatch.setattr(contract, "MAX_STATE_BYTES", 100)
+
+    with caplog.at_level(logging.ERROR, logger="broker.service"):
+        office.engine.publish_state()
+
+    assert "Not publishing an office state" in caplog.text
+    assert office.engine.client.connected
