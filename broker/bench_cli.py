@@ -24,7 +24,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="measure latency, throughput and memory of an office on this machine",
         description=(
             "Start a Mosquitto of its own on a free loopback port, an engine and "
-            "the apps, and measure them. The full run takes about 30 minutes on "
+            "the apps, and measure them. The full run takes about 25 minutes on "
             "2 cores; --quick takes under 2."
         ),
     )

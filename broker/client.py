@@ -354,17 +354,13 @@ class OfficeClient:
         try:
             return self.send(command, timeout).result(timeout + 1.0)
         except FutureTimeout as exc:
-            raise OfficeUnavailable(
-                f"No reply from the engine within {timeout:.0f} s."
-            ) from exc
+            raise OfficeUnavailable(_no_reply(timeout)) from exc
 
     def _expire(self, correlation: bytes, timeout: float) -> None:
         with self._lock:
             future = self._pending.pop(correlation, None)
         if future is not None and not future.done():
-            future.set_exception(
-                OfficeUnavailable(f"No reply from the engine within {timeout:.0f} s.")
-            )
+            future.set_exception(OfficeUnavailable(_no_reply(timeout)))
 
     def _fail_pending(self, reason: str) -> None:
         with self._lock:
@@ -492,6 +488,15 @@ class _Attempt:
     correlation: bytes
     future: Future[Reply]
     sent: int = 0
+
+
+def _no_reply(timeout: float) -> str:
+    # The engine may have the command queued behind others, or apply it after
+    # a restart, so a timeout does not mean nothing happened.
+    return (
+        f"No reply from the engine within {timeout:.0f} s. The command may "
+        "still take effect: check the office's status before sending it again."
+    )
 
 
 def _disable_nagle(client: mqtt.Client, client_id: str) -> None:
