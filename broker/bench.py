@@ -360,7 +360,7 @@ def run_bench(
     """
     started = time.monotonic()
     machine = describe_machine()
-    # This process stands in for sixty machines, one paho thread each. With
+    # This process plays sixty devices, one paho thread each. With
     # Python's default 5 ms switch interval, a client that receives a call
     # waits up to that long for the GIL, which a real display does not.
     sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -55,6 +55,9 @@ DRAIN_TIMEOUT_S = 5.0
 # Malformed commands logged in full per sender; after that, every hundredth.
 MALFORMED_LOGGED = 5
 MALFORMED_LOG_EVERY = 100
+# An office state too large to publish is logged the first time and then
+# every this many times.
+OVERSIZED_LOG_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,11 @@ class _Received:
 
     @property
     def response_topic(self) -> str | None:
-        return getattr(self.message.properties, "ResponseTopic", None)
+        return _response_topic(self.message)
 
     @property
     def correlation(self) -> bytes | None:
-        return getattr(self.message.properties, "CorrelationData", None)
+        return _correlation(self.message)
 
 
 class EngineService:
@@ -169,11 +172,11 @@ class EngineService:
         if len(payload) > contract.MAX_STATE_BYTES:
             # The broker would drop the engine's connection for it.
             self._oversized_states += 1
-            if self._oversized_states % MALFORMED_LOG_EVERY == 1:
+            if self._oversized_states % OVERSIZED_LOG_EVERY == 1:
                 _LOGGER.error(
                     "Not publishing an office state of %d bytes, over the limit of "
-                    "%d (%d so far); shorten the names and reasons in the site "
-                    "file or pause texts",
+                    "%d (%d states so far). Shorten the counter names in the site "
+                    "file, or the officers' names and pause reasons.",
                     len(payload),
                     contract.MAX_STATE_BYTES,
                     self._oversized_states,
@@ -205,8 +208,8 @@ class EngineService:
     def _receive_command(self, message: mqtt.MQTTMessage) -> None:
         # paho's network thread: decode, queue, and leave the rest to the worker.
         connection = self.client.connection_number
-        response_topic = getattr(message.properties, "ResponseTopic", None)
-        correlation = getattr(message.properties, "CorrelationData", None)
+        response_topic = _response_topic(message)
+        correlation = _correlation(message)
         try:
             role, device = self.client.topics.parse_command_topic(message.topic)
         except ContractError as exc:
@@ -268,6 +271,7 @@ class EngineService:
 
     def _handle_together(self, batch: list[_Received]) -> list[Outcome] | None:
         if len(batch) == 1:
+            # Its own transaction already commits it, with no savepoint.
             return [self._handle(batch[0])]
         connection = self.store.db.conn
         try:
@@ -341,6 +345,14 @@ class EngineService:
         if correlation is not None:
             properties.CorrelationData = correlation
         self.client.publish(topic, contract.encode(reply), properties=properties)
+
+
+def _response_topic(message: mqtt.MQTTMessage) -> str | None:
+    return getattr(message.properties, "ResponseTopic", None)
+
+
+def _correlation(message: mqtt.MQTTMessage) -> bytes | None:
+    return getattr(message.properties, "CorrelationData", None)
 
 
 class _BatchFailed(Exception):

@@ -321,19 +321,6 @@ class Store:
             [row[name] for name in columns],
         )
 
-    def _update(self, table: str, key: str, changes: dict[str, Any]) -> None:
-        # Every table written here has the primary key column "id".
-        columns = self._columns(table, changes)
-        if not columns:
-            return
-        assignments = ", ".join(f'"{name}" = ?' for name in columns)
-        cursor = self.db.execute(
-            f"UPDATE {table} SET {assignments} WHERE id = ?",
-            [*(changes[name] for name in columns), key],
-        )
-        if cursor.rowcount != 1:
-            raise StoreError(f"table {table} has no row with id {key!r} to update")
-
     def close(self) -> None:
         """Close the connection."""
         self.db.close()
@@ -368,7 +355,16 @@ class Store:
 
     def update_ticket(self, ticket_id: str, changes: dict[str, Any]) -> None:
         """Change fields of one ticket."""
-        self._update("tickets", ticket_id, changes)
+        columns = self._columns("tickets", changes)
+        if not columns:
+            return
+        assignments = ", ".join(f'"{name}" = ?' for name in columns)
+        cursor = self.db.execute(
+            f"UPDATE tickets SET {assignments} WHERE id = ?",
+            [*(changes[name] for name in columns), ticket_id],
+        )
+        if cursor.rowcount != 1:
+            raise StoreError(f"ticket {ticket_id!r} not found, so it was not updated")
 
     def next_number(self, day: str, service: str) -> int:
         """Return the next ticket number of a service on a day."""

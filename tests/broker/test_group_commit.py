@@ -81,30 +81,30 @@ def test_database_failure_spares_batch(office: Office, resolution: str) -> None:
     # ABORT undoes the failing statement; ROLLBACK undoes the whole transaction,
     # the savepoints of the commands before it included.
     trigger = (
-        "CREATE TRIGGER refuse_d BEFORE INSERT ON tickets WHEN NEW.service = 'D' "
-        f"BEGIN SELECT RAISE({resolution}, 'refused for the test'); END"
+        "CREATE TRIGGER reject_d BEFORE INSERT ON tickets WHEN NEW.service = 'D' "
+        f"BEGIN SELECT RAISE({resolution}, 'rejected for the test'); END"
     )
     _rows(office, trigger)
     kiosk = office.client(Role.KIOSK, office.site.kiosks[0].id)
     with _batched(office, kiosk, waiting=3):
         before = _issue(kiosk, "A")
-        failing = _issue(kiosk, "D", command_id="refused-d")
+        failing = _issue(kiosk, "D", command_id="rejected-d")
         after = _issue(kiosk, "B")
 
     assert office.engine.batch_sizes[3] == 1
     assert before.result(REPLY_TIMEOUT_S).ticket.label == "A-002"
-    refused = failing.result(REPLY_TIMEOUT_S)
-    assert refused.error is ErrorCode.UNAVAILABLE
-    assert "nothing was changed" in refused.message
+    rejected = failing.result(REPLY_TIMEOUT_S)
+    assert rejected.error is ErrorCode.UNAVAILABLE
+    assert "nothing was changed" in rejected.message
     assert after.result(REPLY_TIMEOUT_S).ticket.label == "B-001"
     tickets = _rows(office, "SELECT label FROM tickets ORDER BY label")
     assert tickets == [("A-001",), ("A-002",), ("B-001",)]
     commands = _rows(office, "SELECT command_id FROM commands WHERE ok = 1")
     assert len(commands) == 3
 
-    # The refused command left no trace, so sending it again applies it.
-    _rows(office, "DROP TRIGGER refuse_d")
-    again = _issue(kiosk, "D", command_id="refused-d").result(REPLY_TIMEOUT_S)
+    # The rejected command left no trace, so sending it again applies it.
+    _rows(office, "DROP TRIGGER reject_d")
+    again = _issue(kiosk, "D", command_id="rejected-d").result(REPLY_TIMEOUT_S)
     assert again.ok
     assert again.ticket.label == "D-001"
 
@@ -122,8 +122,8 @@ def test_whole_rollback_announces_later_calls(office: Office) -> None:
         assert _issue(kiosk, "B").result(REPLY_TIMEOUT_S).ok
     _rows(
         office,
-        "CREATE TRIGGER refuse_d BEFORE INSERT ON tickets WHEN NEW.service = 'D' "
-        "BEGIN SELECT RAISE(ROLLBACK, 'refused for the test'); END",
+        "CREATE TRIGGER reject_d BEFORE INSERT ON tickets WHEN NEW.service = 'D' "
+        "BEGIN SELECT RAISE(ROLLBACK, 'rejected for the test'); END",
     )
     with _batched(office, kiosk, waiting=3):
         before = operator.send(_next(2))

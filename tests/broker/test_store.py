@@ -49,3 +49,20 @@ def test_store_in_unwritable_place(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="Check the data directory is writable"):
         Store(blocker / "antrean.sqlite")
+
+
+def test_update_missing_ticket_raises(tmp_path: Path) -> None:
+    store = Store(tmp_path / "antrean.sqlite")
+
+    with pytest.raises(StoreError, match="not found"):
+        store.update_ticket("20260302-A001", {"status": "finished"})
+    store.close()
+
+
+def test_insert_unknown_column_raises(tmp_path: Path) -> None:
+    store = Store(tmp_path / "antrean.sqlite")
+
+    with pytest.raises(ValueError, match="no column colour"):
+        store.record_command({"command_id": "c1", "colour": "red"})
+    assert store.db.execute("SELECT COUNT(*) FROM commands").fetchone() == (0,)
+    store.close()
